@@ -1,0 +1,21 @@
+PY ?= python
+PIP = $(PY) -m pip install -q -c constraints.txt
+
+.PHONY: install install-viz demo test test-all
+
+install:
+	$(PIP) -e ".[dev]"
+
+install-viz: install
+	$(PY) -m pip install -q -c constraints.txt -e ".[viz]"
+	@command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq libusb-1.0-0 libvulkan1 mesa-vulkan-drivers >/dev/null) || true
+
+# Main job on the bundled sample scene: dense SfM + ground-truth errors, SIFT side by side.
+demo: install-viz
+	$(PY) -m pipelines.cli sfm sample_scenes/object/images --out outputs/demo --gt sample_scenes/object/gt
+
+test: install-viz
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: install-viz
+	$(PY) -m pytest -q

@@ -1,0 +1,1 @@
+"""Command-line entry points of recon-match (`recon-match <command> ...`)."""
