@@ -1,0 +1,90 @@
+"""`recon-match sfm`: reconstruct a folder of images with the dense matcher or COLMAP's SIFT.
+
+Dense: pairs -> dense matching (hloc-format h5) -> import + verification -> mapping.
+SIFT: COLMAP's own extraction + exhaustive matching -> mapping. Both write OUT/database.db,
+OUT/model/, OUT/model.ply and OUT/stats.json (with ground-truth errors when --gt is given).
+"""
+
+import logging
+import time
+from pathlib import Path
+
+import pycolmap
+
+from recon_match.imageio import list_images
+from recon_match.sfm import is_complete, read_stats, reconstruct
+from recon_match.sfm.colmap import CAMERA_MODES
+from recon_match.sfm.mapping import MAPPERS
+from recon_match.sfm.reconstruction import load_ground_truth
+
+logger = logging.getLogger("recon-match.sfm")
+
+PAIRINGS = ("exhaustive", "sequential", "retrieval", "gps")
+
+
+def add_arguments(parser):
+    parser.add_argument("images", type=Path, help="folder of images (searched recursively)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--matcher", choices=("dense", "sift"), default="dense")
+    parser.add_argument("--pairs", choices=PAIRINGS, default="exhaustive",
+                        help="pair selection (dense matcher only; SIFT matches exhaustively)")
+    parser.add_argument("--num-pairs", type=int, default=20, help="pairs per image (retrieval, gps)")
+    parser.add_argument("--max-kps", type=int, default=None,
+                        help="keypoints per image (dense: quantization cap; SIFT: max features)")
+    parser.add_argument("--resize", type=int, default=None,
+                        help="longest image side for matching (SIFT: max_image_size, default 3200)")
+    parser.add_argument("--gt", type=Path, default=None,
+                        help="ground-truth COLMAP model folder (text or binary) to evaluate against")
+    parser.add_argument("--camera-mode", choices=CAMERA_MODES, default="auto",
+                        help="one shared camera, one per image, or auto (shared if sizes and EXIF agree)")
+    parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
+    parser.add_argument("--mapper", choices=MAPPERS, default="incremental")
+    parser.add_argument("--overwrite", action="store_true", help="redo a complete output folder")
+
+
+def _conf(args) -> dict:
+    sift = {}
+    if args.matcher == "sift":
+        if args.pairs != "exhaustive":
+            raise ValueError("the SIFT baseline matches exhaustively; drop --pairs")
+        if args.resize:
+            sift["max_image_size"] = args.resize
+        if args.max_kps:
+            sift["max_num_features"] = args.max_kps
+    return {"camera_mode": args.camera_mode, "camera_model": args.camera_model,
+            "mapper": args.mapper, "sift": sift}
+
+
+def dense_matches(args, names):
+    """Pairs + dense matching into OUT; returns (features, matches, pairs, timings)."""
+    try:
+        from recon_match import matching, pairs
+    except ImportError as e:
+        raise RuntimeError(f"the dense matcher is not available ({e}); use --matcher sift") from e
+    t0 = time.time()
+    pairs_path = pairs.main(args.images, args.out / "pairs.txt", method=args.pairs,
+                            num_pairs=args.num_pairs, image_list=names)
+    t1 = time.time()
+    conf = {k: v for k, v in {"max_kps": args.max_kps, "resize": args.resize}.items() if v}
+    features, matches = matching.main(conf, pairs_path, args.images, args.out,
+                                      overwrite=args.overwrite)
+    return features, matches, pairs_path, {"pairs": t1 - t0, "matching": time.time() - t1}
+
+
+def run(args) -> int:
+    if not args.verbose:
+        pycolmap.logging.minloglevel = 1  # COLMAP's INFO lines drown our progress bars
+    names = list_images(args.images)
+    load_ground_truth(args.gt, names)  # a mismatching GT fails before any matching
+    if is_complete(args.out) and not args.overwrite:
+        logger.info("%s already holds a complete reconstruction; use --overwrite to redo", args.out)
+        return 0
+    features = matches = pairs = timings = None
+    if args.matcher == "dense":
+        features, matches, pairs, timings = dense_matches(args, names)
+    reconstruct(args.images, args.out, features, matches, pairs, conf=_conf(args), gt=args.gt,
+                image_list=names, timings=timings, overwrite=args.overwrite)
+    stats = read_stats(args.out / "stats.json")
+    if stats["registered"] == 0:
+        raise RuntimeError(f"no images could be registered; see {args.out / 'database.db'}")
+    return 0

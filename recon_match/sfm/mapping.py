@@ -1,0 +1,73 @@
+"""Mapping with pycolmap (incremental or global) and atomic writing of the model."""
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pycolmap
+from tqdm import tqdm
+
+from ..fileio import atomic_path
+
+logger = logging.getLogger(__name__)
+
+MAPPERS = ("incremental", "global")
+
+
+def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=2,
+                num_images=None, options=None):
+    """Map the verified matches in `db_path`; return the largest model or None.
+
+    `work_dir` receives pycolmap's per-model folders (scratch). `options`: a
+    pycolmap.IncrementalPipelineOptions / GlobalPipelineOptions overriding the defaults.
+    """
+    if mapper not in MAPPERS:
+        raise ValueError(f"unknown mapper {mapper!r}; choose from {MAPPERS}")
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    args = (Path(db_path), Path(image_dir), Path(work_dir))
+    if mapper == "global":
+        opts = options or pycolmap.GlobalPipelineOptions(num_threads=num_threads)
+        logger.info("global mapping (rotation averaging + global positioning)...")
+        models = pycolmap.global_mapping(*args, opts)
+    else:
+        opts = options or pycolmap.IncrementalPipelineOptions(num_threads=num_threads)
+        with tqdm(total=num_images, desc="registering images", unit="img") as bar:
+            def new_model():  # each model attempt starts from an initial pair
+                bar.reset(total=num_images)
+                bar.update(2)
+            models = pycolmap.incremental_mapping(*args, opts, initial_image_pair_callback=new_model,
+                                                  next_image_callback=lambda: bar.update(1))
+    if not models:
+        logger.warning("mapping produced no model")
+        return None
+    sizes = {i: m.num_reg_images() for i, m in models.items()}
+    best = max(sizes, key=sizes.get)
+    logger.info("%d model(s) with %s registered images; keeping model %d", len(models),
+                sorted(sizes.values(), reverse=True), best)
+    return models[best]
+
+
+def write_model(rec: pycolmap.Reconstruction, out_dir) -> tuple[Path, Path]:
+    """Write `out_dir/model/` (COLMAP binary) and `out_dir/model.ply` atomically.
+
+    The model is written into a temporary folder that replaces `model/` by renames, so a
+    half-written model never sits under the final name.
+    """
+    out_dir = Path(out_dir)
+    model_dir, ply = out_dir / "model", out_dir / "model.ply"
+    tmp = out_dir / f".model.tmp{os.getpid()}"
+    old = out_dir / f".model.old{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        rec.write_binary(tmp)
+        if model_dir.exists():
+            os.replace(model_dir, old)
+        os.replace(tmp, model_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    with atomic_path(ply) as tmp_ply:
+        rec.export_PLY(tmp_ply)
+    return model_dir, ply

@@ -1,0 +1,75 @@
+"""COLMAP's own SIFT pipeline (the baseline): extraction + exhaustive matching + verification."""
+
+import logging
+import time
+from pathlib import Path
+
+import pycolmap
+
+from .colmap import CAMERA_MODES
+
+logger = logging.getLogger(__name__)
+
+default_conf = {
+    "max_image_size": 3200,   # COLMAP's default: larger images are downscaled for extraction
+    "max_num_features": 8192,
+    "num_threads": 2,
+}
+
+_MODES = {"auto": pycolmap.CameraMode.AUTO, "single": pycolmap.CameraMode.SINGLE,
+          "per-image": pycolmap.CameraMode.PER_IMAGE}
+
+
+def merge_conf(conf=None) -> dict:
+    """`default_conf` updated by `conf`; unknown keys are errors."""
+    conf = dict(conf or {})
+    unknown = set(conf) - set(default_conf)
+    if unknown:
+        raise ValueError(f"unknown SIFT options {sorted(unknown)}; known: {sorted(default_conf)}")
+    return {**default_conf, **conf}
+
+
+def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
+                      camera_model="SIMPLE_RADIAL") -> None:
+    """Fill a new database at `db_path` with SIFT features and verified exhaustive matches.
+
+    Cameras are set up by COLMAP itself (EXIF focal prior, else 1.2 * max(W, H)), shared or
+    per image as `camera_mode` says ('auto' shares when size and EXIF agree).
+    Runs on the CPU with `conf['num_threads']` threads; images larger than
+    `conf['max_image_size']` are downscaled for extraction (keypoints stay in full-size pixels).
+    """
+    conf = merge_conf(conf)
+    if camera_mode not in CAMERA_MODES:
+        raise ValueError(f"unknown camera mode {camera_mode!r}; choose from {CAMERA_MODES}")
+    db_path = Path(db_path)
+    t0 = time.time()
+    logger.info("SIFT extraction on %d images (max size %d px, %d features)...", len(names),
+                conf["max_image_size"], conf["max_num_features"])
+    extraction = pycolmap.FeatureExtractionOptions(num_threads=conf["num_threads"],
+                                                   max_image_size=conf["max_image_size"])
+    extraction.sift.max_num_features = conf["max_num_features"]
+    pycolmap.extract_features(
+        db_path, Path(image_dir), image_names=list(names), camera_mode=_MODES[camera_mode],
+        reader_options=pycolmap.ImageReaderOptions(camera_model=camera_model),
+        extraction_options=extraction, device=pycolmap.Device.cpu)
+    _check_extracted(db_path, names)
+    logger.info("SIFT extraction done in %.1f s; exhaustive matching of %d pairs...",
+                time.time() - t0, len(names) * (len(names) - 1) // 2)
+    pycolmap.match_exhaustive(db_path, matching_options=pycolmap.FeatureMatchingOptions(
+        num_threads=conf["num_threads"]), device=pycolmap.Device.cpu)
+    with pycolmap.Database.open(db_path) as db:
+        logger.info("SIFT matching done in %.1f s: %d verified pairs", time.time() - t0,
+                    db.num_verified_image_pairs())
+
+
+def _check_extracted(db_path, names) -> None:
+    """COLMAP skips images it cannot read; say which, and stop if none were read."""
+    with pycolmap.Database.open(db_path) as db:
+        done = {im.name for im in db.read_all_images()
+                if db.exists_keypoints(im.image_id) and db.num_keypoints_for_image(im.image_id)}
+    missing = [n for n in names if n not in done]
+    if len(missing) == len(names):
+        raise ValueError(f"SIFT found no features in any image ({len(names)} images)")
+    if missing:
+        logger.warning("no SIFT features for %d images (unreadable or textureless): %s",
+                       len(missing), ", ".join(missing[:10]))

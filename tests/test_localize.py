@@ -1,0 +1,132 @@
+"""Localization: camera strings, pose solver, 2D-3D aggregation, the map, the whole
+localizer (SIFT and dense) on rendered scenes, resume, and CLI errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pycolmap
+import pytest
+from PIL import Image
+
+from pipelines.cli import main as cli
+from recon_match.evaluation import load_model
+from recon_match.localization import ReferenceMap, estimate_pose, main, parse_camera, pose_error
+from recon_match.localization.mapping import posed_subset, triangulate_known_poses
+from recon_match.localization.pose import aggregate
+from recon_match.model import WEIGHTS_PATH
+
+CAM = pycolmap.Camera(model="PINHOLE", width=640, height=480, params=[500, 500, 320, 240])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("FOO,1,2", "unknown model"),
+    ("PINHOLE,500,500,320", "takes 4 parameters"),
+    ("PINHOLE,a,500,320,240", "must be numbers"),
+    ("PINHOLE,inf,500,320,240", "finite"),
+    ("SIMPLE_PINHOLE,-3,320,240", "positive"),
+])
+def test_bad_camera_strings_are_refused(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_camera(spec, 640, 480)
+
+
+def test_camera_string_is_parsed():
+    cam = parse_camera("simple_radial,600,320,240,0.01", 640, 480)
+    assert cam.model_name == "SIMPLE_RADIAL" and (cam.width, cam.height) == (640, 480)
+    np.testing.assert_allclose(cam.params, [600, 320, 240, 0.01])
+
+
+def _synthetic(n=200, outliers=0.3, seed=0):
+    """Points in front of a known camera, projected (+ noise), a fraction replaced by junk."""
+    rng = np.random.default_rng(seed)
+    T = pycolmap.Rigid3d(pycolmap.Rotation3d(np.array([0.1, -0.2, 0.05])), np.array([0.3, -0.1, 2.0]))
+    xyz = rng.uniform([-2, -1.5, 3], [2, 1.5, 8], (n, 3))
+    cam_pts = (T.matrix() @ np.c_[xyz, np.ones(n)].T).T
+    uv = cam_pts[:, :2] / cam_pts[:, 2:] * 500 + [320, 240] - 0.5  # pixel-centre convention
+    uv += rng.normal(0, 0.5, uv.shape)
+    bad = rng.random(n) < outliers
+    uv[bad] = rng.uniform([0, 0], [640, 480], (bad.sum(), 2))
+    return uv, xyz, T
+
+
+def test_pose_is_recovered_from_correspondences_with_outliers():
+    uv, xyz, T = _synthetic()
+    res = estimate_pose(uv, xyz, CAM)
+    assert res["success"] and res["reason"] is None
+    dt, dr = pose_error(res["cam_from_world"], T)
+    assert dt < 0.02 and dr < 0.2
+    assert 0.6 * len(uv) < res["num_inliers"] < 0.8 * len(uv)
+
+
+def test_random_correspondences_are_not_localized():
+    rng = np.random.default_rng(1)
+    uv = rng.uniform([0, 0], [640, 480], (300, 2))
+    xyz = rng.uniform([-2, -1.5, 3], [2, 1.5, 8], (300, 3))
+    res = estimate_pose(uv, xyz, CAM)
+    assert not res["success"] and "cam_from_world" not in res
+    assert res["reason"].startswith(("too few inliers", "inlier ratio"))
+
+
+def test_no_or_non_finite_correspondences_give_reasons():
+    res = estimate_pose(np.zeros((0, 2)), np.zeros((0, 3)), CAM)
+    assert res["reason"] == "no 2D-3D correspondences"
+    uv, xyz, _ = _synthetic(n=30, outliers=0)
+    uv[:20] = np.nan  # must never reach pycolmap
+    res = estimate_pose(uv, xyz, CAM)
+    assert not res["success"] and res["num_correspondences"] == 10
+    with pytest.raises(ValueError, match="unknown pose option"):
+        estimate_pose(uv, xyz, CAM, {"min_inlier": 3})
+
+
+def test_aggregate_keeps_the_best_match_per_3d_point():
+    a = {"query_xy": np.array([[1.0, 1], [2, 2]]), "point3D_ids": np.array([7, 8]), "scores": np.array([0.5, 0.9])}
+    b = {"query_xy": np.array([[3.0, 3], [4, 4]]), "point3D_ids": np.array([7, 9]), "scores": np.array([0.8, 0.1])}
+    empty = {"query_xy": np.zeros((0, 2)), "point3D_ids": np.zeros(0, np.int64), "scores": np.zeros(0)}
+    out = aggregate([a, empty, b])
+    got = {int(i): tuple(xy) for i, xy in zip(out["point3D_ids"], out["query_xy"])}
+    assert got == {7: (3.0, 3.0), 8: (2.0, 2.0), 9: (4.0, 4.0)}
+
+
+def _tiny_model(path: Path):
+    """One posed image with two observed 3D points, written as a binary COLMAP model."""
+    rec = pycolmap.Reconstruction()
+    cam = pycolmap.Camera(model="PINHOLE", width=640, height=480, params=[500, 500, 320, 240], camera_id=1)
+    rec.add_camera_with_trivial_rig(cam)
+    im = pycolmap.Image(name="a.jpg", camera_id=1, image_id=1)
+    im.points2D = pycolmap.Point2DList([pycolmap.Point2D(np.array([100.5, 50.5])),
+                                        pycolmap.Point2D(np.array([300.5, 200.5])),
+                                        pycolmap.Point2D(np.array([10.5, 10.5]))])
+    rec.add_image_with_trivial_frame(im, pycolmap.Rigid3d())
+    for idx, xyz in ((0, [0.0, 0, 5]), (1, [1.0, 1, 6])):
+        track = pycolmap.Track()
+        track.add_element(1, idx)
+        pid = rec.add_point3D(np.array(xyz), track)
+        rec.image(1).set_point3D_for_point2D(idx, pid)
+    path.mkdir(parents=True, exist_ok=True)
+    rec.write(str(path))
+    return rec
+
+
+def test_reference_map_uses_pixel_centres_and_max_error(tmp_path):
+    _tiny_model(tmp_path / "sfm" / "model")
+    ref = ReferenceMap.read(tmp_path / "sfm")  # finds the model/ sub-folder
+    xy, ids = ref.observations("a.jpg")
+    np.testing.assert_allclose(np.sort(xy, 0), [[100, 50], [300, 200]])  # COLMAP corner -> centre
+    keep, pids = ref.nearest_observations("a.jpg", np.array([[101.0, 50], [10, 10], [299, 201]]), 2.0)
+    assert keep.tolist() == [0, 2] and len(set(pids.tolist())) == 2  # 10,10 has no 3D point
+
+
+def test_cli_reports_missing_model_and_bad_camera(tmp_path, caplog):
+    (tmp_path / "q").mkdir()
+    assert cli(["localize", "--model", str(tmp_path / "nope"), "--queries", str(tmp_path / "q"),
+                "--out", str(tmp_path / "out")]) == 2
+    assert "model folder does not exist" in caplog.text
+    _tiny_model(tmp_path / "m")
+    assert cli(["localize", "--model", str(tmp_path / "m"), "--queries", str(tmp_path / "q"),
+                "--out", str(tmp_path / "out"), "--camera", "PINHOLE,500"]) == 2
+    assert "PINHOLE takes 4 parameters" in caplog.text
+    (tmp_path / "empty").mkdir()
+    assert cli(["localize", "--model", str(tmp_path / "empty"), "--queries", str(tmp_path / "q"),
+                "--out", str(tmp_path / "out")]) == 2
+    assert "no COLMAP model" in caplog.text
