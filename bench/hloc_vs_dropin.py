@@ -23,7 +23,7 @@ import hloc_plugins
 from hloc_plugins import dropin
 from recon_match.imageio import list_images
 from recon_match.pairs import main as make_pairs
-from recon_match.render.sample import ensure_sample_scene
+from recon_match.render import ensure_sample_scene
 
 COLUMNS = ("method", "pairs", "match_s", "pairs_per_s", "kps_per_image", "registered",
            "points3D", "mean_track_length", "sfm_s")

@@ -4,7 +4,7 @@ Datasets
 - `aerial` (sample scene): the grid-flight references with their GT poses form the map,
   `queries/` are localized (references chosen by the noisy GPS in `gps.csv`).
 - every scene in `../shared/data/scenes/*` with `gt/`: leave-out — every 4th view is held
-  back as a query, the map is built from the others (references by retrieval).
+  back as a query, the map is built from the others (references by a GT position prior).
 - `+thermal` / `+night`: the same queries re-rendered with `recon_match.data.styles`.
 
 Maps are triangulated from COLMAP SIFT matches at the ground-truth poses
@@ -49,7 +49,7 @@ def _gt_cameras(gt, names):
 
 
 def prepare_aerial(work: Path, max_queries=None) -> dict:
-    from recon_match.render import ensure_sample_scene
+    from recon_match.render.sample import ensure_sample_scene
     scene = Path(ensure_sample_scene("aerial"))
     gt_refs, gt_q = load_model(scene / "gt"), load_model(scene / "queries_gt")
     refs = sorted(im.name for im in gt_refs.images.values())
@@ -61,15 +61,23 @@ def prepare_aerial(work: Path, max_queries=None) -> dict:
 
 
 def prepare_leave_out(scene: Path, work: Path, every: int = 4) -> dict:
-    """Every `every`-th view (from the second on) becomes a query; the rest make the map."""
+    """Every `every`-th view (from the second on) becomes a query; the rest make the map.
+
+    References are chosen by a position prior (the GT camera centres written as a GPS file),
+    so the comparison measures matching and pose, not retrieval.
+    """
     gt = load_model(scene / "gt")
     names = sorted(im.name for im in gt.images.values())
     queries = names[1::every]
     refs = [n for n in names if n not in queries]
     triangulate_known_poses(gt, refs, scene / "images", work / "map")
+    gps = work / "positions.csv"
+    with atomic_path(gps) as tmp:
+        tmp.write_text("".join(f"{n},{','.join(f'{v:.6f}' for v in gt.find_image_with_name(n).projection_center())}\n"
+                               for n in names))
     return {"name": scene.name, "model": work / "map" / "model", "images": scene / "images",
             "query_dir": scene / "images", "queries": queries, "gt": gt,
-            "cameras": _gt_cameras(gt, queries), "pairs": "retrieval", "gps": None}
+            "cameras": _gt_cameras(gt, queries), "pairs": "gps", "gps": gps}
 
 
 def styled_queries(dataset: dict, style: str, work: Path, seed: int = 0) -> Path:

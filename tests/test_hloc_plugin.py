@@ -13,10 +13,12 @@ import pytest
 import torch
 
 import hloc_plugins
+from hloc_plugins import dropin
 from recon_match import h5io
 from recon_match.geometry import warp_from_depth
-from recon_match.imageio import read_image
+from recon_match.imageio import list_images, read_image
 from recon_match.model import WEIGHTS_PATH
+from recon_match.pairs import read_pairs, write_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 HLOC_REASON = ("hloc is not installed; install it from its git repository "
@@ -43,15 +45,30 @@ def hloc():
 
 @pytest.fixture(scope="module")
 def scene():
-    from recon_match.render.sample import ensure_sample_scene
+    from recon_match.render import ensure_sample_scene
     return ensure_sample_scene("object")
+
+
+def _window_pairs(names, path, window=WINDOW, ring=True):
+    """Each view with its next `window` neighbours (around the ring of views if `ring`)."""
+    n = len(names)
+    write_pairs(path, ((names[i], names[(i + k) % n]) for i in range(n)
+                       for k in range(1, window + 1) if ring or i + k < n))
+    return path
 
 
 @pytest.fixture(scope="module")
 def pairs(scene, tmp_path_factory):
-    from recon_match.pairs import main as make_pairs
-    path = tmp_path_factory.mktemp("pairs") / "pairs-window.txt"
-    return make_pairs(scene / "images", path, method="sequential", window=WINDOW)
+    names = list_images(scene / "images")
+    return _window_pairs(names, tmp_path_factory.mktemp("pairs") / "pairs-ring.txt")
+
+
+@pytest.fixture(scope="module")
+def small_pairs(scene, tmp_path_factory):
+    """Five consecutive views: enough for the file-layout checks, fast."""
+    names = list_images(scene / "images")[:5]
+    return _window_pairs(names, tmp_path_factory.mktemp("pairs") / "pairs-small.txt",
+                         ring=False)
 
 
 def _conf(hloc):
@@ -102,7 +119,7 @@ def test_matcher_follows_hloc_dense_contract(hloc, scene, grayscale):
     model = Model({"name": "recon_dense", "max_num_matches": 800}).eval()
     names = ["view_000.jpg", "view_001.jpg"]
     images = [read_image(scene / "images" / n, grayscale=grayscale) for n in names]
-    data = {f"image{i}": torch.from_numpy(im).float().div(255).reshape(
+    data = {f"image{i}": torch.tensor(im, dtype=torch.float32).div(255).reshape(
         1, *im.shape[:2], -1).permute(0, 3, 1, 2) for i, im in enumerate(images)}
     with torch.no_grad():
         pred = model(data)
@@ -139,20 +156,103 @@ def _gt_errors(scene, names, kp0, kp1):
     return np.linalg.norm(warp[ij[ok, 1], ij[ok, 0]] - kp1[ok], axis=1)
 
 
+def _check_hloc_reads(hloc, features, matches, pairs, image_dir, dropin_layout=True):
+    """hloc's readers see valid keypoints and one-to-one matches for every pair; for the
+    drop-in, exactly the arrays our own readers see, plus scores and image_size."""
+    io, parsers = hloc["io"], hloc["parsers"]
+    names = sorted({n for p in read_pairs(pairs) for n in p})
+    assert sorted(io.list_h5_names(features)) == names
+    kpts = {}
+    for name in names:
+        kpts[name] = io.get_keypoints(features, name)
+        h, w = read_image(image_dir / name).shape[:2]
+        if len(kpts[name]):
+            assert kpts[name].shape[1] == 2 and np.isfinite(kpts[name]).all()
+            assert (kpts[name] >= -0.5).all() and (kpts[name] <= [w - 0.5, h - 0.5]).all()
+        if dropin_layout:
+            np.testing.assert_array_equal(kpts[name], h5io.read_keypoints(features, name))
+            with h5io.open_h5(features) as f:
+                assert tuple(f[name]["image_size"][()]) == (w, h)
+                assert len(f[name]["scores"]) == len(kpts[name])
+    for n0, n1 in read_pairs(pairs):
+        with h5io.open_h5(matches) as f:
+            assert parsers.names_to_pair(n0, n1) in f
+        m, sc = io.get_matches(matches, n0, n1)
+        assert m.dtype.kind == "i" and len(m) == len(sc)
+        assert len(np.unique(m[:, 0])) == len(m) == len(np.unique(m[:, 1]))  # one-to-one
+        if len(m):
+            assert m[:, 0].max() < len(kpts[n0]) and m[:, 1].max() < len(kpts[n1])
+        if dropin_layout:
+            ours, ours_sc = h5io.read_matches(matches, n0, n1)
+            np.testing.assert_array_equal(m, ours)
+            np.testing.assert_array_equal(sc.astype(np.float32), ours_sc)
+
+
+def test_dropin_writes_files_hloc_reads(hloc, scene, small_pairs, tmp_path):
+    conf = _conf(hloc)
+    features, matches = dropin.main(conf, small_pairs, scene / "images", export_dir=tmp_path)
+    # the file names hloc.match_dense.main gives for the same arguments
+    assert features == tmp_path / f"feats_{conf['output']}.h5"
+    assert matches == tmp_path / f"{conf['output']}_{small_pairs.stem}.h5"
+    _check_hloc_reads(hloc, features, matches, small_pairs, scene / "images")
+    before = (features.stat().st_mtime_ns, matches.stat().st_mtime_ns)
+    assert dropin.main(conf, small_pairs, scene / "images", export_dir=tmp_path) == (
+        features, matches)
+    assert (features.stat().st_mtime_ns, matches.stat().st_mtime_ns) == before
+
+
+def test_dropin_keeps_keypoints_of_images_already_matched(hloc, scene, small_pairs, tmp_path):
+    """As hloc: a second run into the same features file (e.g. queries against a model)
+    adds new images and leaves the keypoints of the existing ones untouched."""
+    conf = _conf(hloc)
+    features, _ = dropin.main(conf, small_pairs, scene / "images", export_dir=tmp_path)
+    old = {n: hloc["io"].get_keypoints(features, n) for n in hloc["io"].list_h5_names(features)}
+    new_image = list_images(scene / "images")[5]
+    more = tmp_path / "pairs-more.txt"
+    write_pairs(more, [(new_image, "view_004.jpg"), (new_image, "view_003.jpg")])
+    features2, matches2 = dropin.main(conf, more, scene / "images", export_dir=tmp_path)
+    assert features2 == features
+    assert sorted(hloc["io"].list_h5_names(features)) == sorted([*old, new_image])
+    for name, kp in old.items():
+        np.testing.assert_array_equal(hloc["io"].get_keypoints(features, name), kp)
+    _check_hloc_reads(hloc, features, matches2, more, scene / "images")
+
+
 @pytest.fixture(scope="module")
 def hloc_run(hloc, scene, pairs, tmp_path_factory):
-    """hloc's own match_dense.main + reconstruction.main with our plugin."""
-    _need_weights()
+    """hloc's own match_dense.main with our plugin (its export_dir must exist already)."""
     out = tmp_path_factory.mktemp("hloc")
     features, matches = hloc["match_dense"].main(_conf(hloc), pairs, scene / "images",
                                                  export_dir=out)
-    rec = hloc["reconstruction"].main(out / "sfm", scene / "images", pairs, features, matches)
-    return {"features": features, "matches": matches, "rec": rec}
+    return {"features": features, "matches": matches, "out": out}
+
+
+@pytest.fixture(scope="module")
+def dropin_run(hloc, scene, pairs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dropin")
+    features, matches = dropin.main(_conf(hloc), pairs, scene / "images", export_dir=out)
+    return {"features": features, "matches": matches, "out": out}
 
 
 @pytest.mark.slow
-def test_hloc_match_dense_and_reconstruction_register_all_views(hloc_run, scene):
-    rec = hloc_run["rec"]
-    num_images = len(list((scene / "images").iterdir()))
-    assert rec is not None and rec.num_reg_images() == num_images
+def test_hloc_and_dropin_write_the_same_files(hloc, hloc_run, dropin_run, pairs, scene):
+    for key in ("features", "matches"):
+        assert hloc_run[key].relative_to(hloc_run["out"]) == \
+            dropin_run[key].relative_to(dropin_run["out"])
+    _check_hloc_reads(hloc, hloc_run["features"], hloc_run["matches"], pairs,
+                      scene / "images", dropin_layout=False)
+    _check_hloc_reads(hloc, dropin_run["features"], dropin_run["matches"], pairs,
+                      scene / "images")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", ["hloc_run", "dropin_run"])
+def test_hloc_reconstruction_registers_all_views(hloc, run, request, pairs, scene):
+    """hloc's reconstruction.main on hloc's own dense matching with our plugin, and on the
+    drop-in's files: every view registered, tracks longer than two views."""
+    _need_weights()
+    res = request.getfixturevalue(run)
+    rec = hloc["reconstruction"].main(res["out"] / "sfm", scene / "images", pairs,
+                                      res["features"], res["matches"])
+    assert rec is not None and rec.num_reg_images() == len(list_images(scene / "images"))
     assert rec.compute_mean_track_length() > 2.5

@@ -12,7 +12,7 @@ from PIL import Image
 from pipelines.cli import main as cli
 from recon_match.evaluation import load_model
 from recon_match.localization import ReferenceMap, estimate_pose, main, parse_camera, pose_error
-from recon_match.localization.mapping import posed_subset, triangulate_known_poses
+from recon_match.localization.mapping import triangulate_known_poses
 from recon_match.localization.pose import aggregate
 from recon_match.model import WEIGHTS_PATH
 
@@ -130,3 +130,99 @@ def test_cli_reports_missing_model_and_bad_camera(tmp_path, caplog):
     assert cli(["localize", "--model", str(tmp_path / "empty"), "--queries", str(tmp_path / "q"),
                 "--out", str(tmp_path / "out")]) == 2
     assert "no COLMAP model" in caplog.text
+
+
+# --------------------------------------------------------------------- end to end (aerial scene)
+def _nearest_refs(gt_refs, gt_q, query, k):
+    c = gt_q.find_image_with_name(query).projection_center()
+    ims = sorted(gt_refs.images.values(), key=lambda im: np.linalg.norm(im.projection_center() - c))
+    return [im.name for im in ims[:k]]
+
+
+@pytest.fixture(scope="module")
+def aerial():
+    from recon_match.render.sample import ensure_sample_scene
+    scene = Path(ensure_sample_scene("aerial"))
+    return scene, load_model(scene / "gt"), load_model(scene / "queries_gt")
+
+
+@pytest.fixture(scope="module")
+def small_aerial_map(aerial, tmp_path_factory):
+    """A map of the few references around two queries (fast to triangulate), plus a query
+    folder holding those two and a procedural image that shows nothing of the scene."""
+    from recon_match.data.sources import procedural_image
+    scene, gt_refs, gt_q = aerial
+    queries = sorted(im.name for im in gt_q.images.values())[:2]
+    refs = sorted({r for q in queries for r in _nearest_refs(gt_refs, gt_q, q, 4)})
+    work = tmp_path_factory.mktemp("aerial_small")
+    triangulate_known_poses(gt_refs, refs, scene / "images", work / "map")
+    qdir = work / "queries"
+    qdir.mkdir()
+    for q in queries:
+        (qdir / q).write_bytes((scene / "queries" / q).read_bytes())
+    junk = procedural_image(np.random.default_rng(3), 480, 640, kind="dead_leaves")
+    Image.fromarray(junk).save(qdir / "unrelated.png")
+    cams = {q: gt_q.cameras[gt_q.find_image_with_name(q).camera_id] for q in queries}
+    cams["unrelated.png"] = cams[queries[0]]
+    return {"model": work / "map" / "model", "images": scene / "images", "queries": qdir,
+            "names": queries, "gt": gt_q, "cameras": cams, "gps": scene / "gps.csv", "work": work}
+
+
+def _errors(log, gt, names):
+    out = {}
+    for n in names:
+        q, t = log[n]["qvec"], log[n]["tvec"]
+        T = pycolmap.Rigid3d(pycolmap.Rotation3d(np.array([q[1], q[2], q[3], q[0]])), np.array(t))
+        out[n] = pose_error(T, gt.find_image_with_name(n).cam_from_world())
+    return out
+
+
+def _check_outputs(out_dir, log):
+    lines = (out_dir / "poses.txt").read_text().splitlines()
+    assert sorted(ln.split()[0] for ln in lines) == sorted(n for n, e in log.items() if e["localized"])
+    assert all(len(ln.split()) == 8 for ln in lines)
+    assert json.loads((out_dir / "log.json").read_text()) == json.loads(json.dumps(log))
+
+
+def test_sift_localizer_recovers_poses_rejects_unrelated_query_and_resumes(small_aerial_map):
+    m = small_aerial_map
+    out = m["work"] / "out_sift"
+    conf = {"matcher": "sift", "pairs": "gps", "num_pairs": 4}
+    gps = m["work"] / "gps.csv"  # the unrelated image gets a position too: only matching can reject it
+    gps.write_text(m["gps"].read_text() + "unrelated.png,0,0,60\n")
+    log = main(conf, m["model"], m["queries"], out, image_dir=m["images"], cameras=m["cameras"], gps=gps)
+    for n, (dt, dr) in _errors(log, m["gt"], m["names"]).items():
+        assert dt < 0.5 and dr < 5, (n, dt, dr, log[n])
+    bad = log["unrelated.png"]
+    assert not bad["localized"] and bad["reason"] and "qvec" not in bad
+    _check_outputs(out, log)
+    again = main(conf, m["model"], m["queries"], out, image_dir=m["images"], cameras=m["cameras"], gps=gps)
+    assert again == log  # nothing recomputed: seconds are identical
+
+
+needs_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason=f"no trained weights at {WEIGHTS_PATH}")
+
+
+@needs_weights
+@pytest.mark.slow
+def test_dense_localizer_rejects_unrelated_query(small_aerial_map):
+    m = small_aerial_map
+    log = main({"pairs": "retrieval", "num_pairs": 2}, m["model"], m["queries"], m["work"] / "out_dense",
+               image_dir=m["images"], cameras=m["cameras"], queries=["unrelated.png"])
+    assert not log["unrelated.png"]["localized"] and "qvec" not in log["unrelated.png"]
+
+
+@needs_weights
+@pytest.mark.slow
+def test_dense_localizer_recovers_aerial_queries(aerial, tmp_path):
+    """>= 90% of the aerial queries within (0.5 m, 5 deg) of the ground truth."""
+    scene, gt_refs, gt_q = aerial
+    refs = sorted(im.name for im in gt_refs.images.values())
+    triangulate_known_poses(gt_refs, refs, scene / "images", tmp_path / "map")
+    names = sorted(im.name for im in gt_q.images.values())
+    cams = {q: gt_q.cameras[gt_q.find_image_with_name(q).camera_id] for q in names}
+    log = main({"pairs": "gps", "num_pairs": 4}, tmp_path / "map" / "model", scene / "queries",
+               tmp_path / "out", image_dir=scene / "images", cameras=cams, gps=scene / "gps.csv")
+    errs = _errors(log, gt_q, [n for n in names if log[n]["localized"]])
+    good = sum(dt < 0.5 and dr < 5 for dt, dr in errs.values())
+    assert good >= 0.9 * len(names), (good, len(names), errs)

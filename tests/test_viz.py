@@ -199,8 +199,8 @@ def _object_scene_with_points(folder: Path, views=4, step=8):
         depth = np.load(folder / "depth" / f"{Path(image.name).stem}.npy")[::step, ::step]
         rgb = np.asarray(Image.open(folder / "images" / image.name))[::step, ::step]
         K = gt.cameras[image.camera_id].calibration_matrix().copy()
-        K[:2] /= step  # the subsampled grid keeps every step-th pixel
         K[:2, 2] -= 0.5  # COLMAP corner origin -> pixel centres
+        K[:2] /= step  # pixel j of the subsampled grid is pixel centre j * step
         xyz = backproject(depth, K, to_4x4(image.cam_from_world().matrix()))
         ok = np.isfinite(depth) & (depth > 0)
         for x, c in zip(xyz[ok], rgb[ok]):

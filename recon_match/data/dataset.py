@@ -18,7 +18,7 @@ import logging
 import numpy as np
 import torch
 
-from . import homography
+from . import homography, lifting, multi_instance, multiview
 from .sources import ImageSource
 from .styles import DEFAULT_HELD_OUT, allowed_styles, apply_style, photometric
 
@@ -28,7 +28,9 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 
 default_conf = {
     "size": (240, 320),           # (H, W) of both images
-    "weights": {"homography": 1.0},  # generator name -> relative weight
+    # relative weights; multiview (ray-traced, ~0.5-1 s a pair on one core) is opt-in: even
+    # 5% of it would halve the mixture's throughput
+    "weights": {"homography": 0.45, "lifting": 0.4, "multi_instance": 0.15, "multiview": 0.0},
     "seed": 0,
     "split": "train",             # "train" | "val" | "test": photos and RNG streams differ
     "length": 100_000,            # nominal epoch length (items are generated on the fly)
@@ -38,7 +40,7 @@ default_conf = {
     "held_out_styles": list(DEFAULT_HELD_OUT),
     "include_held_out": False,    # True for validation sets that measure zero-shot styles
     "photometric_prob": 0.8,      # chance of independent photometric augmentation per image
-    "homography": {},             # per-generator options (see each module's default_conf)
+    # per-generator options (see each module's default_conf), e.g. {"homography": {"max_scale": 2}}
 }
 
 
@@ -52,7 +54,11 @@ def merge_conf(default, conf, what):
 
 
 def _generators():
-    return {"homography": (homography.make_pair, homography.default_conf)}
+    """name -> (make_pair(rng, source, h, w, conf) -> numpy pair, its default_conf)."""
+    return {"homography": (homography.make_pair, homography.default_conf),
+            "lifting": (lifting.make_pair, lifting.default_conf),
+            "multi_instance": (multi_instance.make_pair, multi_instance.default_conf),
+            "multiview": (multiview.make_pair, multiview.default_conf)}
 
 
 def to_torch(pair):

@@ -151,7 +151,9 @@ def dense_warp(src_a, ok_a, view_b):
 
 def sample_views(rng, conf, h, w, src_h, src_w):
     """Two views of a src_h x src_w source with a relative scale in [1/max_scale, max_scale]."""
-    log_ratio = rng.uniform(-np.log(conf["max_scale"]), np.log(conf["max_scale"]))
+    # |log ratio| ~ ln(max_scale) * u^1.5: every ratio up to max_scale occurs, moderate ones
+    # more often (a 4x zoom leaves only 1/16 of the zoomed-out view covisible)
+    log_ratio = np.log(conf["max_scale"]) * rng.random() ** 1.5 * rng.choice([-1.0, 1.0])
     # the zoomed-out view sees most of the source; the other zooms in by the ratio
     s_out = rng.uniform(0.7, 1.0) * min(src_h / h, src_w / w)
     s_in = s_out / np.exp(abs(log_ratio))

@@ -14,7 +14,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from ..fileio import atomic_path, safe_name

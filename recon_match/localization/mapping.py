@@ -6,6 +6,8 @@ SfM error, so what is measured is the localizer alone (and the map is in the GT 
 """
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import pycolmap
@@ -52,6 +54,18 @@ def triangulate_known_poses(rec: pycolmap.Reconstruction, names, image_dir, work
         return pycolmap.Reconstruction(str(model_dir))
     ref = posed_subset(rec, names)
     work_dir.mkdir(parents=True, exist_ok=True)
+    level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = max(level, 1)  # COLMAP logs every image at INFO level
+    try:
+        out = _triangulate(ref, names, image_dir, work_dir, max_image_size, num_threads)
+    finally:
+        pycolmap.logging.minloglevel = level
+    logger.info("triangulated %d points over %d images (mean track length %.2f)",
+                out.num_points3D(), out.num_reg_images(), out.compute_mean_track_length())
+    return out
+
+
+def _triangulate(ref, names, image_dir, work_dir, max_image_size, num_threads):
     db_path = work_dir / "database.db"
     db_path.unlink(missing_ok=True)  # a partial database from an interrupted run
     with pycolmap.Database.open(str(db_path)) as db:
@@ -68,9 +82,12 @@ def triangulate_known_poses(rec: pycolmap.Reconstruction, names, image_dir, work
     match = pycolmap.FeatureMatchingOptions()
     match.num_threads = num_threads
     pycolmap.match_exhaustive(str(db_path), matching_options=match, device=pycolmap.Device.cpu)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    # written beside, renamed when complete: an interrupted run never leaves a model to reuse
+    tmp, model_dir = work_dir / "model.tmp", work_dir / "model"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     opts = pycolmap.IncrementalPipelineOptions(num_threads=num_threads)
-    out = pycolmap.triangulate_points(ref, str(db_path), str(image_dir), str(model_dir), options=opts)
-    logger.info("triangulated %d points over %d images (mean track length %.2f)",
-                out.num_points3D(), out.num_reg_images(), out.compute_mean_track_length())
+    out = pycolmap.triangulate_points(ref, str(db_path), str(image_dir), str(tmp), options=opts)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    os.replace(tmp, model_dir)
     return out

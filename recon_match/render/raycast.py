@@ -253,25 +253,77 @@ def cast_rays(scene, o, d, tmin=1e-6, any_hit=False):
     o, d = np.atleast_2d(np.asarray(o, np.float64)), np.atleast_2d(np.asarray(d, np.float64))
     n = max(len(o), len(d))
     best, ids = np.full(n, np.inf), np.full(n, -1)
-    bounds = _BoundTest(o, d)
-    order = sorted(range(len(scene.primitives)), key=lambda i: scene.primitives[i].radius is None)
-    for i in order:
-        prim = scene.primitives[i]
-        if any_hit and not getattr(prim, "casts_shadow", True):
-            continue
-        if prim.radius is None:
+    hits = _Hits(scene, o, d, tmin, any_hit, best, ids)
+    hits.visit(_bvh(scene), np.arange(n))
+    for i, prim in enumerate(scene.primitives):  # unbounded ones last: they use `best` as tmax
+        if prim.radius is None and hits.wanted(prim):
             todo = np.flatnonzero(np.isinf(best)) if any_hit else np.arange(n)
-            t = prim.intersect(_rows(o, todo), _rows(d, todo), tmin, tmax=best[todo])
-        else:
-            ok = bounds.candidates(prim, best, tmin)
-            todo = np.flatnonzero(ok & np.isinf(best) if any_hit else ok)
-            if todo.size == 0:
-                continue
-            t = prim.intersect(_rows(o, todo), _rows(d, todo), tmin)
-        closer = t < best[todo]
-        best[todo[closer]] = t[closer]
-        ids[todo[closer]] = i
+            hits.update(todo, prim.intersect(_rows(o, todo), _rows(d, todo), tmin,
+                                             tmax=best[todo]), i)
     return best, ids
+
+
+class _Hits:
+    """Nearest-hit search state while walking the bounding-sphere hierarchy."""
+
+    def __init__(self, scene, o, d, tmin, any_hit, best, ids):
+        self.scene, self.o, self.d, self.tmin, self.any_hit = scene, o, d, tmin, any_hit
+        self.best, self.ids = best, ids
+        self.bounds = _BoundTest(o, d)
+
+    def wanted(self, prim):
+        return not self.any_hit or getattr(prim, "casts_shadow", True)
+
+    def visit(self, node, rays):
+        centre, radius, payload = node
+        if self.any_hit:
+            rays = rays[np.isinf(self.best[rays])]
+        if rays.size:
+            rays = rays[self.bounds.candidates(centre, radius, self.best, self.tmin, rays)]
+        if rays.size == 0:
+            return
+        if isinstance(payload, int):
+            prim = self.scene.primitives[payload]
+            if self.wanted(prim):
+                t = prim.intersect(_rows(self.o, rays), _rows(self.d, rays), self.tmin)
+                self.update(rays, t, payload)
+            return
+        for child in payload:
+            self.visit(child, rays)
+
+    def update(self, todo, t, i):
+        closer = t < self.best[todo]
+        self.best[todo[closer]] = t[closer]
+        self.ids[todo[closer]] = i
+
+
+def _bvh(scene):
+    """Bounding-sphere hierarchy over the bounded primitives, cached on the scene:
+    nodes are (centre, radius, primitive index | [children]), split at the median of
+    the widest axis, so a ray only visits primitives near its path."""
+    key = tuple(id(p) for p in scene.primitives)
+    if scene.info.get("_bvh_key") != key:
+        bounded = [i for i, p in enumerate(scene.primitives) if p.radius is not None]
+        scene.info["_bvh"] = _build(scene.primitives, bounded)
+        scene.info["_bvh_key"] = key
+    return scene.info["_bvh"]
+
+
+def _build(prims, members):
+    if len(members) == 1:
+        return prims[members[0]].centre, prims[members[0]].radius, int(members[0])
+    cs = np.array([prims[i].centre for i in members]).reshape(-1, 3)
+    rs = np.array([prims[i].radius for i in members])
+    if len(members) == 0:
+        return np.zeros(3), 0.0, []
+    lo, hi = (cs - rs[:, None]).min(0), (cs + rs[:, None]).max(0)
+    centre = (lo + hi) / 2
+    radius = float((np.linalg.norm(cs - centre, axis=1) + rs).max())
+    order = np.argsort(cs[:, np.argmax(hi - lo)], kind="stable")
+    half = len(members) // 2
+    kids = [_build(prims, [members[k] for k in order[:half]]),
+            _build(prims, [members[k] for k in order[half:]])]
+    return centre, radius, kids
 
 
 def _dot(a, b):
@@ -280,7 +332,7 @@ def _dot(a, b):
 
 
 class _BoundTest:
-    """Which rays pass a primitive's bounding sphere before their current best hit.
+    """Which rays pass a bounding sphere before their current best hit.
 
     Cheap forms for a shared origin (camera rays) and a shared direction (shadow rays,
     tested in 2D on the plane perpendicular to the sun), since it runs per primitive.
@@ -293,21 +345,23 @@ class _BoundTest:
             self.plane = basis @ o.T  # 2 x N
             self.basis, self.along = basis, o @ d[0]
 
-    def candidates(self, prim, best, tmin):
-        c, r = prim.centre, prim.radius
+    def candidates(self, c, r, best, tmin, rays):
+        """Boolean mask over the ray indices `rays`."""
+        if len(rays) == max(len(self.o), len(self.d)):
+            rays = slice(None)  # all rays: plain views instead of gathering copies
         if self.o.shape[0] == 1:
             w = c - self.o[0]
-            s = self.d @ w
+            s = self.d[rays] @ w if self.d.shape[0] > 1 else self.d[0] @ w
             dist2 = w @ w - s * s
         elif self.d.shape[0] == 1:
-            s = c @ self.d[0] - self.along
+            s = c @ self.d[0] - self.along[rays]
             cp = self.basis @ c
-            dist2 = (self.plane[0] - cp[0]) ** 2 + (self.plane[1] - cp[1]) ** 2
+            dist2 = (self.plane[0, rays] - cp[0]) ** 2 + (self.plane[1, rays] - cp[1]) ** 2
         else:
-            w = c - self.o
-            s = _dot(w, self.d)
+            w = c - self.o[rays]
+            s = _dot(w, self.d[rays])
             dist2 = _dot(w, w) - s * s
-        return (dist2 <= r * r) & (s + r > tmin) & (s - r < best)
+        return np.broadcast_to((dist2 <= r * r) & (s + r > tmin), best[rays].shape) & (s - r < best[rays])
 
 
 def pixel_rays(K, cam_from_world, height, width, offsets=(0.0, 0.0)):

@@ -6,7 +6,6 @@ NaN/Inf or out-of-range indices are rejected with the file and image/pair named.
 """
 
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from tqdm import tqdm
 from ..coords import to_colmap
 from ..fileio import safe_name
 from ..h5io import H5Error, names_to_pair, open_h5
-from ..pairs import read_pairs, write_pairs
+from ..pairs import read_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -98,17 +97,27 @@ def import_h5(db_path, image_ids: dict, features, matches, pairs_path) -> list:
 
 
 def verify(db_path, pairs, max_error=4.0, min_num_inliers=15) -> int:
-    """Geometric verification (COLMAP's two-view geometry, RANSAC) of `pairs`; returns the
-    number of verified pairs. `max_error`: RANSAC threshold in pixels."""
+    """Geometric verification of `pairs` with COLMAP's two-view geometry (RANSAC; essential
+    matrix when both cameras have a focal prior, else fundamental/homography), written to the
+    database; returns the number of verified pairs. `max_error`: RANSAC threshold in pixels.
+
+    Done pair by pair in Python rather than with `pycolmap.verify_matches`, whose pairs text
+    file cannot hold names with spaces.
+    """
     opts = pycolmap.TwoViewGeometryOptions(min_num_inliers=min_num_inliers)
     opts.ransac.max_error = max_error
-    db_path = Path(db_path)
-    if pairs:
-        with tempfile.TemporaryDirectory() as tmp:
-            write_pairs(Path(tmp) / "pairs.txt", pairs)
-            logger.info("geometric verification of %d pairs...", len(pairs))
-            pycolmap.verify_matches(db_path, Path(tmp) / "pairs.txt", opts)
-    with pycolmap.Database.open(db_path) as db:
-        n = db.num_verified_image_pairs()
-    logger.info("%d pairs verified", n)
-    return n
+    verified = 0
+    with pycolmap.Database.open(Path(db_path)) as db:
+        images = {im.name: im for im in db.read_all_images()}
+        cameras = {c.camera_id: c for c in db.read_all_cameras()}
+        for n0, n1 in tqdm(pairs, desc="geometric verification", unit="pair"):
+            i0, i1 = images[n0], images[n1]
+            # read per pair (a fast SQLite blob read) so memory stays flat with many images
+            k0, k1 = (db.read_keypoints(i.image_id)[:, :2].astype(np.float64) for i in (i0, i1))
+            geometry = pycolmap.estimate_two_view_geometry(
+                cameras[i0.camera_id], k0, cameras[i1.camera_id], k1,
+                db.read_matches(i0.image_id, i1.image_id), opts)
+            db.write_two_view_geometry(i0.image_id, i1.image_id, geometry)
+            verified += len(geometry.inlier_matches) >= min_num_inliers
+    logger.info("%d of %d pairs verified", verified, len(pairs))
+    return verified

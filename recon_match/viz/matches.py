@@ -77,14 +77,15 @@ def _subset(n: int, max_lines: int) -> np.ndarray:
 
 
 def draw_matches(image0, image1, kpts0, kpts1, certainty=None, errors=None, colors=None,
-                 conf: dict | None = None) -> np.ndarray:
+                 text: str | None = None, conf: dict | None = None) -> np.ndarray:
     """The pair side by side with one line per match.
 
     image0, image1: H x W x 3 (uint8 or float in [0, 1]) or 3 x H x W; kpts0, kpts1: N x 2
     pixel coordinates. Colour: `colors` (N x 3 uint8) if given, else by `errors` (N, pixels,
     e.g. distance to the ground-truth warp), else by `certainty` (N in [0, 1]), else green.
     At most `max_lines` matches are drawn (an even subset); lines of larger error or lower
-    certainty are drawn last so that bad matches stay visible.
+    certainty are drawn last so that bad matches stay visible. `text` is written top left
+    (e.g. the names, the match count and what the colours mean).
     Returns a (max(H0, H1)) x (W0 + gap + W1) x 3 uint8 picture.
     """
     conf = _merge(conf)
@@ -110,6 +111,10 @@ def draw_matches(image0, image1, kpts0, kpts1, certainty=None, errors=None, colo
         if r > 0:
             draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=c)
             draw.ellipse([x1 - r, y1 - r, x1 + r, y1 + r], fill=c)
+    if text:
+        box = draw.multiline_textbbox((4, 4), text)
+        draw.rectangle([box[0] - 3, box[1] - 3, box[2] + 3, box[3] + 3], fill=(0, 0, 0))
+        draw.multiline_text((4, 4), text, fill=(255, 255, 255))
     return np.asarray(canvas)
 
 

@@ -5,7 +5,6 @@ switch), so plotting works on machines without a display and from any thread.
 """
 
 import csv
-import logging
 import math
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from recon_match.fileio import atomic_path
-
-logger = logging.getLogger(__name__)
 
 
 def read_log(path) -> dict:
@@ -39,13 +36,17 @@ def _float(cell) -> float:
 
 
 def _panels(log: dict, x: str) -> list:
-    """Group columns: losses, validation metrics (`val_*`), learning rate."""
+    """Group columns: losses, validation metrics (`val_*`; shares in [0, 1] such as PCK apart
+    from metrics in other units such as pixel errors), learning rate."""
     cols = [k for k in log if k != x and np.isfinite(log[k]).any()]
     val = [k for k in cols if k.startswith("val_")]
+    share = [k for k in val if np.nanmin(log[k]) >= 0 and np.nanmax(log[k]) <= 1]
+    other = [k for k in val if k not in share]
     loss = [k for k in cols if "loss" in k and k not in val]
     lr = [k for k in cols if k in ("lr", "learning_rate")]
     return [(title, keys) for title, keys in
-            (("training loss", loss), ("validation", val), ("learning rate", lr)) if keys]
+            (("training loss", loss), ("validation", share), ("validation", other),
+             ("learning rate", lr)) if keys]
 
 
 def _save(fig: Figure, path) -> Path:

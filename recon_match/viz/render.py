@@ -87,7 +87,9 @@ def _view_axes(scene: Scene, elevation_deg: float):
         up = -R[:, 1, :].mean(0)  # COLMAP images have y down
     else:
         forward, up = np.array([0.0, 0, 1]), np.array([0.0, -1, 0])
-    up = up / max(np.linalg.norm(up), 1e-12)
+    if np.linalg.norm(up) < 0.3:  # cameras rolled every which way: no agreed "up"
+        up = _any_perpendicular(forward) if np.linalg.norm(forward) > 1e-6 else np.eye(3)[2]
+    up = up / np.linalg.norm(up)
     forward = forward - up * (forward @ up)
     if np.linalg.norm(forward) < 0.3:  # cameras look at each other: an object scene
         d = -up * np.cos(np.radians(35)) + _any_perpendicular(up) * np.sin(np.radians(35))

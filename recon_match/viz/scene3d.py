@@ -73,7 +73,7 @@ def frustum(K, width: int, height: int, cam_from_world, scale: float) -> np.ndar
 def auto_frustum_scale(centers: np.ndarray, points: np.ndarray) -> float:
     """A frustum depth that is visible at the scene's scale without frustums piling up.
 
-    5% of the robust scene extent (cameras + central 96% of points), but at most 60% of the
+    5% of the robust scene extent (cameras + central 96% of points), but at most 45% of the
     median distance between neighbouring cameras so that close cameras (video) stay apart.
     """
     extent = scene_extent(centers, points)
@@ -83,7 +83,7 @@ def auto_frustum_scale(centers: np.ndarray, points: np.ndarray) -> float:
         np.fill_diagonal(d, np.inf)
         nn = np.median(d.min(1))
         if np.isfinite(nn) and nn > 0:
-            scale = min(scale, 0.6 * nn)
+            scale = min(scale, 0.45 * nn)
     return float(scale) if scale > 0 else 1.0
 
 

@@ -1,0 +1,312 @@
+"""The batched dense matching engine: pairs in, hloc-format features.h5 + matches.h5 out.
+
+`main(conf, pairs, image_dir, export_dir)` works in hloc's style (`confs` presets,
+`overwrite=False` skips finished work) and fixes what hloc's dense matching lacks:
+- images are decoded and resized in background threads, ahead of the network;
+- `model.extract` runs once per image, features kept in an LRU cache bounded in MB;
+- pairs whose resized images have equal sizes are matched `batch_size` at a time, on CUDA
+  when available;
+- raw matches go to a resumable shard store (`rawstore`), so a killed run resumes where it
+  stopped and ends with the same files as an uninterrupted one (batches are formed from
+  the full pair list and features extracted one image at a time, so results do not depend
+  on what was already done);
+- matches are refined on the full-resolution images (`subpixel`), then quantized into
+  keypoints shared across pairs (`quantize`), with zero-match pairs and NaN/Inf handled.
+"""
+
+import logging
+import threading
+from collections import OrderedDict, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from .coords import rescale
+from .fileio import atomic_path, safe_name
+from .h5io import list_groups, names_to_pair, open_h5
+from .imageio import list_images
+from .pairs import read_pairs
+from .preprocess import load_for_network, network_size
+from .quantize import default_conf as quantize_defaults
+from .quantize import merge_conf, quantize
+from .rawstore import RawStore
+from .subpixel import refine_matches
+
+logger = logging.getLogger(__name__)
+
+default_conf = {
+    "output": "matches-recon-dense",
+    "weights": None,           # None: shipped weights
+    "resize": 640,             # long side for the network (downscale only), multiple of 16
+    "dfactor": 16,
+    "batch_size": 4,           # pairs per forward pass (same-size images only)
+    "num_matches": 5000,       # sampled per pair (both directions together)
+    "mutual": True,
+    "refine": True,            # NCC refinement on the full-resolution images
+    "refine_window": 21,       # template side, full-resolution px (odd)
+    "refine_search": 2.0,      # search radius, in network px (times the resize factor)
+    "refine_min_ncc": 0.8,     # below: the match is dropped (weak texture / distortion)
+    "quantize": {"cell_size": 4.0, "max_error": 2.0, "position": "mean"},  # network px
+    "feature_cache_mb": 1024,  # per-image features kept for reuse (LRU)
+    "image_cache_mb": 512,     # decoded images kept for reuse (LRU)
+    "num_workers": 2,          # image decoding threads
+    "shard_size": 256,         # pairs per raw-match shard (a kill loses < 1 pair)
+    "device": None,            # None: CUDA when available, else CPU
+}
+
+confs = {
+    "recon-dense": {},
+    "recon-dense-fast": {"output": "matches-recon-dense-fast", "resize": 480,
+                         "num_matches": 3000},
+    "recon-dense-hq": {"output": "matches-recon-dense-hq", "resize": 832,
+                       "num_matches": 8000},
+    "recon-dense-raw": {"output": "matches-recon-dense-raw", "refine": False},
+}
+
+
+def make_conf(conf: dict | None) -> dict:
+    """Defaults merged with `conf`; unknown keys (also in `quantize`) are errors."""
+    conf = merge_conf(default_conf, conf, "matching")
+    conf["quantize"] = merge_conf(quantize_defaults, {**default_conf["quantize"],
+                                                      **(conf["quantize"] or {})}, "quantize")
+    if conf["resize"] and conf["resize"] % conf["dfactor"]:
+        raise ValueError(f"resize {conf['resize']} must be a multiple of {conf['dfactor']}")
+    return conf
+
+
+class LRU:
+    """Thread-safe cache bounded by the total bytes of its values."""
+
+    def __init__(self, max_mb: float):
+        self.max_bytes, self.bytes = max_mb * 2**20, 0
+        self.data, self.lock = OrderedDict(), threading.Lock()
+
+    @staticmethod
+    def nbytes(value) -> int:
+        vals = value.values() if isinstance(value, dict) else [value]
+        return sum(v.numel() * v.element_size() if torch.is_tensor(v) else getattr(v, "nbytes", 0)
+                   for v in vals)
+
+    def get(self, key):
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+            return None
+
+    def put(self, key, value):
+        with self.lock:
+            if key in self.data:
+                return
+            self.data[key] = value
+            self.bytes += self.nbytes(value)
+            while self.bytes > self.max_bytes and len(self.data) > 1:
+                self.bytes -= self.nbytes(self.data.popitem(last=False)[1])
+
+
+def oriented_size(path) -> tuple[int, int]:
+    """(W, H) after EXIF orientation, from the header only."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            swap = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception as e:  # Pillow raises many types for bad files
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+    return (h, w) if swap else (w, h)
+
+
+def make_batches(pairs, net_sizes: dict, batch_size: int):
+    """Group pair indices by (size0, size1) of their resized images, `batch_size` each,
+    in order of first appearance (deterministic for a given pair list)."""
+    groups = defaultdict(list)
+    for i, (n0, n1) in enumerate(pairs):
+        groups[(net_sizes[n0], net_sizes[n1])].append(i)
+    return [idx[k:k + batch_size] for idx in groups.values()
+            for k in range(0, len(idx), batch_size)]
+
+
+class Engine:
+    """Runs the model over batches of pairs with threaded decoding and feature caching."""
+
+    def __init__(self, model, conf, image_dir, device):
+        self.model, self.conf, self.image_dir, self.device = model, conf, Path(image_dir), device
+        self.images = LRU(conf["image_cache_mb"])
+        self.features = LRU(conf["feature_cache_mb"])
+        self.pool = ThreadPoolExecutor(max(1, conf["num_workers"]))
+
+    def load(self, name):
+        img = self.images.get(name)
+        if img is None:
+            img = load_for_network(self.image_dir / name, self.conf["resize"],
+                                   self.conf["dfactor"], keep_gray=self.conf["refine"])
+            self.images.put(name, img)
+        return img
+
+    def prefetch(self, names):
+        return {n: self.pool.submit(self.load, n) for n in dict.fromkeys(names)}
+
+    def feats(self, name, image):
+        f = self.features.get(name)
+        if f is None:  # one image at a time: features do not depend on batch composition
+            f = self.model.extract(image["image"][None].to(self.device))
+            f = {k: v for k, v in f.items() if k != "size"}
+            self.features.put(name, f)
+        return f
+
+    def _stack(self, names, images):
+        fs = [self.feats(n, images[n]) for n in names]
+        out = {k: torch.cat([f[k] for f in fs]) for k in fs[0]}
+        h, w = images[names[0]]["image"].shape[-2:]
+        out["size"] = torch.tensor([h, w])
+        return out
+
+    @torch.no_grad()
+    def match_batch(self, batch_pairs, images):
+        """Raw matches in original pixels for a list of (name0, name1) of equal sizes."""
+        f0 = self._stack([p[0] for p in batch_pairs], images)
+        f1 = self._stack([p[1] for p in batch_pairs], images)
+        out = self.model.match(f0, f1)
+        samples = self.model.sample(out, num=self.conf["num_matches"], mutual=self.conf["mutual"])
+        return [self.to_original(s, images[n0], images[n1])
+                for s, (n0, n1) in zip(samples, batch_pairs)]
+
+    def to_original(self, s, im0, im1):
+        kp0, kp1 = s["keypoints0"].float().cpu(), s["keypoints1"].float().cpu()
+        scores = s["scores"].float().cpu()
+        # matches sampled on image0's pixel grid (direction 0) keep kp0 fixed and refine kp1;
+        # those from image1's grid keep kp1 and refine kp0, so grid anchors stay shared
+        from0 = (kp0 == kp0.round()).all(1).numpy()
+        kp0 = rescale(kp0, im0["scale"]).numpy()
+        kp1 = rescale(kp1, im1["scale"]).numpy()
+        scores = scores.numpy()
+        keep = np.isfinite(kp0).all(1) & np.isfinite(kp1).all(1) & np.isfinite(scores)
+        if self.conf["refine"]:
+            keep &= self._refine(kp0, kp1, from0, im0, im1)
+        return {"keypoints0": kp0[keep], "keypoints1": kp1[keep], "scores": scores[keep]}
+
+    def _refine(self, kp0, kp1, from0, im0, im1):
+        """Refine in place; returns the mask of matches that passed the NCC check."""
+        ok = np.zeros(len(kp0), bool)
+        c = self.conf
+        for sel, (fix, mov, a, b) in ((from0, (kp0, kp1, im0, im1)),
+                                      (~from0, (kp1, kp0, im1, im0))):
+            if not sel.any():
+                continue
+            search = max(2.0, c["refine_search"] * float(np.mean(b["scale"])))
+            mov[sel], _, ok[sel] = refine_matches(a["gray"], b["gray"], fix[sel], mov[sel],
+                                                  c["refine_window"], search, c["refine_min_ncc"])
+        return ok
+
+    def close(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _paths(conf, pairs, export_dir, features, matches):
+    if (features is None or matches is None) and export_dir is None:
+        raise ValueError("give export_dir, or both features and matches paths")
+    features = Path(features) if features is not None else \
+        Path(export_dir, f"feats-{conf['output']}.h5")
+    matches = Path(matches) if matches is not None else \
+        Path(export_dir, f"{conf['output']}_{Path(pairs).stem}.h5")
+    return features, matches
+
+
+def _finished(features, matches, pairs) -> bool:
+    if not (features.is_file() and matches.is_file()):
+        return False
+    with open_h5(matches) as f:
+        done = set(list_groups(f, 2))
+    return all(names_to_pair(*p) in done for p in pairs)
+
+
+def _fixed_keypoints(features_ref, names):
+    if features_ref is None:
+        return {}
+    with open_h5(features_ref) as f:
+        return {n: (f[n]["keypoints"][()], f[n]["scores"][()] if "scores" in f[n]
+                    else np.ones(len(f[n]["keypoints"]))) for n in names if n in f}
+
+
+def _match_all(engine, pairs, store, batches, progress):
+    """Match every pair not yet in `store`, prefetching the next batches' images."""
+    todo = [b for b in batches if any(names_to_pair(*pairs[i]) not in store for i in b)]
+    n_todo = sum(names_to_pair(*pairs[i]) not in store for b in todo for i in b)
+    logger.info("matching %d of %d pairs (%d already done) in %d batches",
+                n_todo, len(pairs), len(pairs) - n_todo, len(todo))
+    bar = tqdm(total=n_todo, desc="matching", unit="pair", disable=not progress,
+               mininterval=1.0, smoothing=0.1)
+    ahead = [engine.prefetch(n for i in b for n in pairs[i]) for b in todo[:2]]
+    for k, batch in enumerate(todo):
+        if k + 2 < len(todo):
+            ahead.append(engine.prefetch(n for i in todo[k + 2] for n in pairs[i]))
+        images = {n: fut.result() for n, fut in ahead.pop(0).items()}
+        # a partly done batch is rerun whole: same batch, same numbers
+        results = engine.match_batch([pairs[i] for i in batch], images)
+        for i, res in zip(batch, results):
+            key = names_to_pair(*pairs[i])
+            if key not in store:
+                store.add(key, res)
+                bar.update(1)
+    bar.close()
+
+
+def main(conf: dict, pairs, image_dir, export_dir=None, features=None, matches=None,
+         features_ref=None, max_kps: int | None = 8192, overwrite: bool = False,
+         model=None, progress: bool = True) -> tuple[Path, Path]:
+    """Densely match the pairs listed in `pairs` (hloc pairs file) among `image_dir`.
+
+    Writes hloc-format `features` (default export_dir/feats-{output}.h5) and `matches`
+    (default export_dir/{output}_{pairs stem}.h5) and returns both paths. Raw matches are
+    kept in `{matches stem}-raw/` next to `matches` for resuming. `features_ref`: an
+    existing features.h5 whose images keep their keypoints (e.g. localization against a
+    reconstruction). `max_kps` caps keypoints per image (None: no cap). `model`: a
+    DenseMatcher to use instead of loading `conf["weights"]`.
+    """
+    conf = make_conf(conf)
+    conf["quantize"]["max_kps"] = max_kps
+    image_dir = Path(image_dir)
+    features, matches = _paths(conf, pairs, export_dir, features, matches)
+    names = list_images(image_dir)
+    pair_list = read_pairs(pairs, names)
+    if not overwrite and _finished(features, matches, pair_list):
+        logger.info("skipping matching: %s and %s already hold all %d pairs",
+                    features, matches, len(pair_list))
+        return features, matches
+    used = sorted({n for p in pair_list for n in p})
+    sizes = {n: oriented_size(image_dir / safe_name(n)) for n in used}
+    net = {n: network_size(*sizes[n], conf["resize"], conf["dfactor"]) for n in used}
+    if model is None:
+        from .model import load_matcher  # import the network only when matching
+        model = load_matcher(conf["weights"], conf["device"])
+    device = next(model.parameters()).device
+    fingerprint = {k: v for k, v in conf.items() if k not in ("quantize", "output",
+                   "feature_cache_mb", "image_cache_mb", "num_workers", "shard_size", "device",
+                   "batch_size")}
+    fingerprint["model"] = {"conf": getattr(model, "conf", None),
+                            "checksum": float(sum(p.detach().double().sum() for p in model.parameters()))}
+    raw_dir = matches.with_name(matches.stem + "-raw")
+    if overwrite and raw_dir.exists():
+        for p in sorted(raw_dir.iterdir()):
+            p.unlink()
+    store = RawStore(raw_dir, fingerprint, conf["shard_size"])
+    engine = Engine(model.eval(), conf, image_dir, device)
+    try:
+        _match_all(engine, pair_list, store, make_batches(pair_list, net, conf["batch_size"]),
+                   progress)
+    finally:
+        engine.close()
+        store.close()
+    scales = {n: float(np.mean([sizes[n][0] / net[n][0], sizes[n][1] / net[n][1]])) for n in used}
+    fixed = _fixed_keypoints(features_ref, used)
+    with atomic_path(features) as tf, atomic_path(matches) as tm:
+        with h5py.File(tf, "w") as ff, h5py.File(tm, "w") as fm:
+            stats = quantize(pair_list, lambda i: store.load(names_to_pair(*pair_list[i])),
+                             sizes, ff, fm, conf["quantize"], scales, fixed, progress)
+            fm.attrs.update(stats)
+    store.close()
+    return features, matches

@@ -1,0 +1,217 @@
+"""The matching engine end to end on tiny images with the real network (random weights)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pipelines import cli
+from recon_match import matching
+from recon_match.h5io import H5Error, names_to_pair
+from recon_match.model import DenseMatcher
+from recon_match.pairs import select, write_pairs
+from recon_match.subpixel import refine_matches
+
+ROOT = Path(__file__).resolve().parents[1]
+# random weights give low certainties: accept every sampled match so pairs have matches
+MODEL_CONF = {"sample": {"min_certainty": 0.0, "mutual_px": 3.0, "cell": 32, "seed": 0}}
+CONF = {"resize": 96, "mutual": False, "num_matches": 400, "refine": False, "batch_size": 2}
+
+
+def make_model():
+    torch.manual_seed(0)
+    return DenseMatcher(MODEL_CONF).eval()
+
+
+def textured(h, w, seed):
+    rng = np.random.default_rng(seed)
+    small = rng.random((h // 4, w // 4, 3))
+    img = np.kron(small, np.ones((4, 4, 1)))
+    return (img * 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def scene(tmp_path):
+    images = tmp_path / "images"
+    (images / "sub dir").mkdir(parents=True)
+    base = textured(160, 224, 0)
+    names = []
+    for i in range(6):
+        name = f"sub dir/v{i}.png" if i == 5 else f"v{i}.png"
+        Image.fromarray(base[8 * (i % 3):8 * (i % 3) + 120, 10 * i:10 * i + 128]).save(images / name)
+        names.append(name)
+    return images, names
+
+
+def hloc_get_matches(path, name0, name1):
+    """hloc.utils.io.get_matches, as upstream reads matches.h5."""
+    with h5py.File(str(path), "r", libver="latest") as hfile:
+        dset = hfile[names_to_pair(name0, name1)]
+        matches = dset["matches0"].__array__()
+        scores = dset["matching_scores0"].__array__()
+    idx = np.where(matches != -1)[0]
+    return np.stack([idx, matches[idx]], -1), scores[idx]
+
+
+def test_outputs_in_hloc_layout(scene, tmp_path):
+    images, names = scene
+    # spaces are not allowed in pairs files: use the five top-level images
+    write_pairs(tmp_path / "pairs.txt", select.exhaustive(names[:5]))
+    feats, matches = matching.main(CONF, tmp_path / "pairs.txt", images, tmp_path / "out",
+                                   model=make_model(), progress=False)
+    assert feats.name == "feats-matches-recon-dense.h5" and matches.name == "matches-recon-dense_pairs.h5"
+    with h5py.File(feats) as f:
+        for n in names[:5]:
+            kp = f[n]["keypoints"][()]
+            assert kp.dtype == np.float32 and kp.shape[1] == 2 and len(kp) > 0
+            assert f[n]["scores"].shape == (len(kp),)
+            assert tuple(f[n]["image_size"][()]) == (128, 120)
+            assert np.isfinite(kp).all() and (kp >= -0.5).all() and (kp[:, 0] <= 127.5).all()
+    total = 0
+    with h5py.File(feats) as f:
+        for n0, n1 in select.exhaustive(names[:5]):
+            m, s = hloc_get_matches(matches, n0, n1)
+            with h5py.File(matches) as fm:
+                g = fm[names_to_pair(n0, n1)]
+                assert g["matches0"].dtype == np.int32 and g["matching_scores0"].dtype == np.float16
+                assert len(g["matches0"]) == len(f[n0]["keypoints"])
+            assert (m[:, 1] < len(f[n1]["keypoints"])).all()
+            assert len(np.unique(m[:, 1])) == len(m)  # one-to-one
+            total += len(m)
+        assert total > 0
+    with h5py.File(matches) as fm:
+        assert fm.attrs["mean_track_length"] >= 2.0
+
+
+def test_zero_match_pairs_and_refinement(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(textured(96, 128, 1)).save(images / "tex.png")
+    Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(images / "flat.png")
+    Image.fromarray(np.full((96, 128, 3), 91, np.uint8)).save(images / "flat2.png")
+    write_pairs(tmp_path / "pairs.txt", [("tex.png", "flat.png"), ("flat.png", "flat2.png")])
+    feats, matches = matching.main({**CONF, "refine": True}, tmp_path / "pairs.txt", images,
+                                   tmp_path, model=make_model(), progress=False)
+    with h5py.File(matches) as f:  # flat images cannot pass the NCC check: no matches at all
+        for key in (names_to_pair("tex.png", "flat.png"), names_to_pair("flat.png", "flat2.png")):
+            assert (f[key]["matches0"][()] == -1).all()
+
+
+def test_ncc_refinement_recovers_subpixel_shift():
+    rng = np.random.default_rng(0)
+    img = np.kron(rng.random((60, 80)), np.ones((4, 4))).astype(np.float32) * 255
+    img = torch.nn.functional.avg_pool2d(torch.tensor(img)[None, None], 5, 1, 2)[0, 0].numpy()
+    shift = np.array([2.3, -1.6], np.float32)
+    ys, xs = np.mgrid[0:240, 0:320].astype(np.float32)
+    import cv2
+    moved = cv2.remap(img, xs - shift[0], ys - shift[1], cv2.INTER_CUBIC)
+    anchors = rng.uniform(40, 200, (200, 2)).astype(np.float32)
+    guess = anchors + shift + rng.uniform(-3, 3, anchors.shape).astype(np.float32)
+    refined, ncc, ok = refine_matches(img, moved, anchors, guess, window=15, search=5)
+    err = np.linalg.norm(refined - (anchors + shift), axis=1)
+    assert ok.mean() > 0.9 and np.median(err[ok]) < 0.1
+    np.testing.assert_array_equal(refined[~ok], guess[~ok])
+
+
+def test_batches_group_equal_sizes():
+    pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("a", "d")]
+    sizes = {"a": (96, 64), "b": (96, 64), "c": (96, 64), "d": (64, 96)}
+    batches = matching.make_batches(pairs, sizes, 2)
+    assert batches == [[0, 1], [2], [3]]
+
+
+def test_bad_inputs(scene, tmp_path):
+    images, names = scene
+    (tmp_path / "pairs.txt").write_text("v0.png missing.png\n")
+    with pytest.raises(ValueError, match=r"pairs.txt:1: unknown image 'missing.png'"):
+        matching.main(CONF, tmp_path / "pairs.txt", images, tmp_path, model=make_model())
+    with pytest.raises(ValueError, match="unknown matching option"):
+        matching.main({"batchsize": 2}, tmp_path / "pairs.txt", images, tmp_path)
+    write_pairs(tmp_path / "pairs.txt", [("v0.png", "v1.png")])
+    feats = tmp_path / "feats-matches-recon-dense.h5"
+    matches = tmp_path / "matches-recon-dense_pairs.h5"
+    feats.write_bytes(b"not an h5 file")
+    matches.write_bytes(b"not an h5 file")
+    with pytest.raises(H5Error, match="matches-recon-dense_pairs.h5: corrupt"):
+        matching.main(CONF, tmp_path / "pairs.txt", images, tmp_path, model=make_model())
+
+
+RUNNER = """
+import sys, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {root!r})
+from tests.test_matching import CONF, make_model
+from recon_match import matching
+matching.main({{**CONF, "batch_size": 1, "shard_size": 2}}, sys.argv[1], sys.argv[2], sys.argv[3],
+              model=make_model(), progress=False)
+"""
+
+
+def run_matching(script, pairs, images, out):
+    return subprocess.Popen([sys.executable, str(script), str(pairs), str(images), str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def read_all(feats, matches):
+    out = {}
+    for path in (feats, matches):
+        with h5py.File(path) as f:
+            f.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+    return out
+
+
+def test_kill_and_resume_gives_identical_outputs(scene, tmp_path):
+    images, names = scene
+    pairs = tmp_path / "pairs.txt"
+    write_pairs(pairs, select.exhaustive(names[:5]))
+    script = tmp_path / "run.py"
+    script.write_text(RUNNER.format(root=str(ROOT)))
+    ref = run_matching(script, pairs, images, tmp_path / "ref")
+    assert ref.wait(300) == 0, ref.stdout.read().decode()
+
+    out = tmp_path / "killed"
+    proc = run_matching(script, pairs, images, out)
+    raw = out / "matches-recon-dense_pairs-raw"
+    deadline = time.time() + 120
+    while not list(raw.glob("shard-*.h5")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # nothing half-written under a final name
+    assert not (out / "matches-recon-dense_pairs.h5").exists()
+    assert not (out / "feats-matches-recon-dense.h5").exists()
+    done_before = len(list(raw.glob("shard-*.h5")))
+    assert 1 <= done_before < 5
+
+    resumed = run_matching(script, pairs, images, out)
+    log = resumed.communicate(timeout=300)[0].decode()
+    assert resumed.returncode == 0, log
+    a = read_all(tmp_path / "ref" / "feats-matches-recon-dense.h5",
+                 tmp_path / "ref" / "matches-recon-dense_pairs.h5")
+    b = read_all(out / "feats-matches-recon-dense.h5", out / "matches-recon-dense_pairs.h5")
+    assert a.keys() == b.keys() and len(a) > 0
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_cli_pairs_and_match(scene, tmp_path, monkeypatch):
+    images, names = scene
+    pairs = tmp_path / "pairs.txt"
+    assert cli.main(["pairs", str(images), "--out", str(pairs), "--method", "sequential",
+                     "--window", "1"]) == 2  # "sub dir/v5.png" cannot be written: clean error
+    (images / "sub dir" / "v5.png").unlink()
+    (images / "sub dir").rmdir()
+    assert cli.main(["pairs", str(images), "--out", str(pairs), "--method", "sequential",
+                     "--window", "1"]) == 0
+    assert len(pairs.read_text().splitlines()) == 4 + 4  # window 1 + jumps i+2, i+4
+    assert cli.main(["match", str(images), "--pairs", str(tmp_path / "nope.txt"),
+                     "--out", str(tmp_path / "o")]) == 2
