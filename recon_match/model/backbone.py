@@ -38,16 +38,20 @@ class Backbone(nn.Module):
     `coarse` B x dims[3] x H/16 x W/16.
     """
 
-    def __init__(self, dims=(32, 64, 128, 256)):
+    def __init__(self, dims=(24, 48, 128, 192), blocks=(1, 1, 1, 2)):
         super().__init__()
         d2, d4, d8, d16 = dims
         self.stem = nn.Sequential(nn.Conv2d(3, d2, 3, 2, 1, bias=False), _norm(d2), nn.ReLU())
-        self.block2 = ResBlock(d2, d2)
-        self.block4 = ResBlock(d2, d4, 2)
-        self.block8 = nn.Sequential(ResBlock(d4, d8, 2), ResBlock(d8, d8))
-        self.block16 = nn.Sequential(ResBlock(d8, d16, 2), ResBlock(d16, d16))
+        self.block2 = self._stage(d2, d2, 1, blocks[0])
+        self.block4 = self._stage(d2, d4, 2, blocks[1])
+        self.block8 = self._stage(d4, d8, 2, blocks[2])
+        self.block16 = self._stage(d8, d16, 2, blocks[3])
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    @staticmethod
+    def _stage(cin, cout, stride, n):
+        return nn.Sequential(ResBlock(cin, cout, stride), *(ResBlock(cout, cout) for _ in range(n - 1)))
 
     def forward(self, images):
         x = (images - self.mean) / self.std

@@ -9,7 +9,7 @@ All warps are in PIXELS of the other input image, pixel-centre convention of
 `recon_match.coords` ((0, 0) = centre of the top-left pixel), never normalized.
 
 `model.extract(images)` -> per-image features (cacheable, computed once per image):
-    `fine` B x 32 x Hp/2 x Wp/2, `mid` B x 128 x Hp/8 x Wp/8, `coarse` B x 256 x Hp/16 x Wp/16,
+    `fine` B x 24 x Hp/2 x Wp/2, `mid` B x 128 x Hp/8 x Wp/8, `coarse` B x 192 x Hp/16 x Wp/16,
     `size` LongTensor [H, W] (unpadded input size).
 `model.match(feats0, feats1)` and `model({"image0", "image1"})` -> dict:
     `warp0`        B x H0 x W0 x 2   pixel coords in image1 of each image0 pixel centre
@@ -22,7 +22,7 @@ All warps are in PIXELS of the other input image, pixel-centre convention of
         levels, B x h x w x 2 in input pixels and B x h x w certainty logits (training).
 `model.sample(out, num=5000, mutual=True)` -> per batch item dict `keypoints0` N x 2,
     `keypoints1` N x 2 (pixels), `scores` N.
-`model.global_descriptor(feats)` -> B x 256, L2-normalised (GeM of the coarse features).
+`model.global_descriptor(feats)` -> B x 192, L2-normalised (GeM of the coarse features).
 """
 
 import copy
@@ -51,7 +51,10 @@ def merge_conf(default, conf, what="config"):
 
 class DenseMatcher(nn.Module):
     default_conf = {
-        "dims": [32, 64, 128, 256],  # backbone channels at 1/2, 1/4, 1/8, 1/16
+        # backbone channels and residual blocks at 1/2, 1/4, 1/8, 1/16: sized so that
+        # training on 2 shared CPU cores sees enough pairs (the backbone dominates a step)
+        "dims": [24, 48, 128, 192],
+        "blocks": [1, 1, 1, 2],
         "coarse_dim": 128,
         "heads": 4,
         "layers": 4,
@@ -68,7 +71,7 @@ class DenseMatcher(nn.Module):
         self.conf = conf = merge_conf(self.default_conf, conf, "model")
         d2, _, d8, d16 = conf["dims"]
         dc = conf["coarse_dim"]
-        self.backbone = Backbone(conf["dims"])
+        self.backbone = Backbone(conf["dims"], conf["blocks"])
         self.fine_proj = nn.Conv2d(d2, d2, 1)
         self.mid_proj = nn.Conv2d(d8, d8, 1)
         self.coarse_proj = nn.Linear(d16, dc)
@@ -88,7 +91,7 @@ class DenseMatcher(nn.Module):
                 "coarse": f["coarse"], "size": torch.tensor([h, w])}
 
     def global_descriptor(self, feats, p=3.0):
-        """GeM pooling of the coarse features -> B x 256, unit L2 norm (for retrieval)."""
+        """GeM pooling of the coarse features -> B x 192, unit L2 norm (for retrieval)."""
         x = feats["coarse"].clamp(min=1e-6).pow(p).mean((2, 3)).pow(1.0 / p)
         return F.normalize(x, dim=-1)
 

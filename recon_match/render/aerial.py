@@ -145,36 +145,45 @@ def _place_trees(rng, road_mask, buildings, count):
 def _landscape(rng, road_mask, buildings):
     """GROUND_SIZE^2 x 3 ground colour: meadow, fields with crop rows, yards, roads."""
     n = GROUND_SIZE
-    img = cloudy(rng, n, (0.30, 0.42, 0.16), (0.50, 0.55, 0.25), beta=2.2, contrast=0.28, grain=0.08)
-    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    img = cv2.resize(cloudy(rng, n // 2, (0.30, 0.42, 0.16), (0.50, 0.55, 0.25), beta=2.2,
+                            contrast=0.28, grain=0.0), (n, n), interpolation=cv2.INTER_CUBIC)
     crops = [(0.78, 0.68, 0.40), (0.48, 0.36, 0.24), (0.36, 0.50, 0.18), (0.60, 0.62, 0.30),
              (0.25, 0.36, 0.14)]
-    noise = spectral_noise(rng, n, 1.8)[0]
+    noise = np.tile(spectral_noise(rng, n // 4, 1.8)[0], (4, 4))
     for _ in range(14):
-        c = rng.uniform(0, n, 2)
-        half = rng.uniform(120, 380, 2)
-        a = rng.uniform(0, np.pi)
-        R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-        poly = (np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half) @ R.T + c
-        mask = np.zeros((n, n), np.uint8)
-        cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        m = mask.astype(np.float32)[..., None] / 255
-        period = rng.uniform(5, 14)
-        rows = 0.5 + 0.5 * np.sin(2 * np.pi * (xx * np.cos(a) + yy * np.sin(a)) / period)
-        colour = np.clip(np.asarray(crops[rng.integers(len(crops))]) + rng.uniform(-0.05, 0.05, 3), 0, 1)
-        field = colour * (0.85 + 0.15 * rows[..., None]) * (1 + 0.12 * noise[..., None])
-        img = img * (1 - m) + field * m
+        _paint_field(rng, img, noise, crops)
     yards = np.zeros((n, n), np.uint8)
     for x, y, w, l, yaw, _ in buildings:
         cv2.fillPoly(yards, [np.round(_to_texel(_footprint(x, y, w + 8, l + 8, yaw)) * 16)
                              .astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    gravel = cloudy(rng, n, (0.55, 0.53, 0.50), (0.68, 0.66, 0.62), beta=1.0, contrast=0.2, grain=0.1)
-    img = _blend(img, gravel, yards)
-    asphalt = cloudy(rng, n, (0.24, 0.24, 0.25), (0.34, 0.34, 0.35), beta=1.2, contrast=0.2, grain=0.08)
-    dirt = cloudy(rng, n, (0.50, 0.42, 0.30), (0.62, 0.54, 0.40), beta=1.5, contrast=0.25, grain=0.08)
-    img = _blend(img, dirt, np.where(road_mask == 128, 255, 0).astype(np.uint8))
-    img = _blend(img, asphalt, np.where(road_mask > 128, road_mask, 0).astype(np.uint8))
+    layer = (lambda c0, c1, beta: np.tile(cloudy(rng, n // 4, c0, c1, beta=beta, contrast=0.2,
+                                                 grain=0.1), (4, 4, 1)))
+    img = _blend(img, layer((0.55, 0.53, 0.50), (0.68, 0.66, 0.62), 1.0), yards)
+    img = _blend(img, layer((0.50, 0.42, 0.30), (0.62, 0.54, 0.40), 1.5),
+                 np.where(road_mask == 128, 255, 0).astype(np.uint8))
+    img = _blend(img, layer((0.24, 0.24, 0.25), (0.34, 0.34, 0.35), 1.2),
+                 np.where(road_mask > 128, road_mask, 0).astype(np.uint8))
     return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _paint_field(rng, img, noise, crops):
+    """Paint one rotated rectangular field with crop rows into `img` (in place)."""
+    n = img.shape[0]
+    c, half, a = rng.uniform(0, n, 2), rng.uniform(120, 380, 2), rng.uniform(0, np.pi)
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    poly = (np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half) @ R.T + c
+    x0, y0 = np.clip(np.floor(poly.min(0)).astype(int), 0, n)
+    x1, y1 = np.clip(np.ceil(poly.max(0)).astype(int) + 1, 0, n)
+    if x1 <= x0 or y1 <= y0:
+        return
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [np.round((poly - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    rows = 0.5 + 0.5 * np.sin(2 * np.pi * (xx * np.cos(a) + yy * np.sin(a)) / rng.uniform(5, 14))
+    colour = np.clip(np.asarray(crops[rng.integers(len(crops))]) + rng.uniform(-0.05, 0.05, 3), 0, 1)
+    field = colour * ((0.85 + 0.15 * rows) * (1 + 0.12 * noise[y0:y1, x0:x1]))[..., None]
+    m = mask.astype(np.float32)[..., None] / 255
+    img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1 - m) + field * m
 
 
 def _blend(img, layer, mask_u8):

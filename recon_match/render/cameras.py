@@ -50,7 +50,7 @@ def camera_centre(cam_from_world):
 
 def rotmat_to_qvec(R):
     """3 x 3 rotation -> COLMAP quaternion (qw, qx, qy, qz), qw >= 0."""
-    R = np.asarray(R, np.float64)
+    R = np.asarray(R, np.float64).T  # the formula below is written for COLMAP's transposed naming
     K = np.array([
         [R[0, 0] - R[1, 1] - R[2, 2], 0, 0, 0],
         [R[1, 0] + R[0, 1], R[1, 1] - R[0, 0] - R[2, 2], 0, 0],
