@@ -23,34 +23,44 @@ import hloc_plugins
 from hloc_plugins import dropin
 from recon_match.imageio import list_images
 from recon_match.pairs import main as make_pairs
+from recon_match.pairs import read_pairs
 from recon_match.render import ensure_sample_scene
 
 COLUMNS = ("method", "pairs", "match_s", "pairs_per_s", "kps_per_image", "registered",
            "points3D", "mean_track_length", "sfm_s")
 
 
+def reconstruct(out, images, pairs, features, matches):
+    """hloc's reconstruction.main; a failure is recorded (zero-match runs make hloc crash)."""
+    from hloc import reconstruction
+    t0 = time.perf_counter()
+    try:
+        rec = reconstruction.main(out / "sfm", images, pairs, features, matches)
+        error = None if rec is not None else "no model"
+    except Exception as e:  # upstream raises assorted errors on degenerate inputs
+        rec, error = None, f"{type(e).__name__}: {e}"
+    return {
+        "registered": f"{rec.num_reg_images() if rec else 0}/{len(list_images(images))}",
+        "points3D": rec.num_points3D() if rec else 0,
+        "mean_track_length": round(rec.compute_mean_track_length(), 2) if rec else 0.0,
+        "sfm_s": round(time.perf_counter() - t0, 1), "sfm_error": error,
+    }
+
+
 def run_one(name, match_fn, conf, pairs, images, out):
     """Match with `match_fn` (hloc.match_dense.main's signature), then reconstruct."""
-    from hloc import reconstruction
     from hloc.utils.io import list_h5_names
-    num_pairs = sum(1 for line in open(pairs) if line.strip())
+    out.mkdir(parents=True)  # hloc's match_dense.main does not create export_dir
+    num_pairs = len(read_pairs(pairs))
     t0 = time.perf_counter()
     features, matches = match_fn(conf, pairs, images, export_dir=out)
     match_s = time.perf_counter() - t0
     names = list_h5_names(features)
     with h5py.File(features, "r") as f:
         kps = sum(len(f[n]["keypoints"]) for n in names) / max(len(names), 1)
-    t0 = time.perf_counter()
-    rec = reconstruction.main(out / "sfm", images, pairs, features, matches)
-    sfm_s = time.perf_counter() - t0
-    return {
-        "method": name, "pairs": num_pairs, "match_s": round(match_s, 1),
-        "pairs_per_s": round(num_pairs / match_s, 2), "kps_per_image": round(kps),
-        "registered": f"{rec.num_reg_images() if rec else 0}/{len(list_images(images))}",
-        "points3D": rec.num_points3D() if rec else 0,
-        "mean_track_length": round(rec.compute_mean_track_length(), 2) if rec else 0.0,
-        "sfm_s": round(sfm_s, 1),
-    }
+    return {"method": name, "pairs": num_pairs, "match_s": round(match_s, 1),
+            "pairs_per_s": round(num_pairs / match_s, 2), "kps_per_image": round(kps),
+            **reconstruct(out, images, pairs, features, matches)}
 
 
 def table(rows):

@@ -26,6 +26,15 @@ MODEL_CONF = {"sample": {"min_certainty": 0.0, "mutual_px": 3.0, "cell": 32, "se
 CONF = {"resize": 96, "mutual": False, "num_matches": 400, "refine": False, "batch_size": 2}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # on a shared 2-core machine, 2 intra-op threads spin against each other (30x slower)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make_model():
     torch.manual_seed(0)
     return DenseMatcher(MODEL_CONF).eval()
@@ -44,7 +53,7 @@ def scene(tmp_path):
     (images / "sub dir").mkdir(parents=True)
     base = textured(160, 224, 0)
     names = []
-    for i in range(6):
+    for i in range(6):  # overlapping crops of one texture
         name = f"sub dir/v{i}.png" if i == 5 else f"v{i}.png"
         Image.fromarray(base[8 * (i % 3):8 * (i % 3) + 120, 10 * i:10 * i + 128]).save(images / name)
         names.append(name)
