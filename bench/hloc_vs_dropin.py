@@ -22,6 +22,7 @@ import torch
 import hloc_plugins
 from hloc_plugins import dropin
 from recon_match.imageio import list_images
+from recon_match.model import WEIGHTS_PATH
 from recon_match.pairs import main as make_pairs
 from recon_match.pairs import read_pairs
 from recon_match.render import ensure_sample_scene
@@ -96,7 +97,8 @@ def main(argv=None):
                     args.out / "hloc"),
             run_one("drop-in (recon_match engine)", dropin.main, conf, pairs, images,
                     args.out / "dropin")]
-    result = {"scene": args.scene, "conf": conf, "threads": args.threads,
+    weights = str(WEIGHTS_PATH) if WEIGHTS_PATH.is_file() else "untrained (no shipped weights)"
+    result = {"scene": args.scene, "conf": conf, "threads": args.threads, "weights": weights,
               "device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows}
     (args.out / "hloc_vs_dropin.json").write_text(json.dumps(result, indent=1) + "\n")
     print(table(rows))

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .coords import rescale
 from .fileio import atomic_path, safe_name
+from .gridsample import sample_grid
 from .h5io import list_groups, names_to_pair, open_h5
 from .imageio import list_images
 from .pairs import read_pairs
@@ -46,12 +47,17 @@ default_conf = {
     "dfactor": 16,
     "batch_size": 4,           # pairs per forward pass (same-size images only)
     "num_matches": 5000,       # sampled per pair (both directions together)
-    "mutual": True,
+    "sampler": "grid",         # "grid": fixed anchor pixels (long tracks); "model": model.sample
+    "grid_stride": 4,          # anchor spacing of the grid sampler, network px
+    "mutual": True,            # forward-backward check (within 3 network px)
+    "min_certainty": None,     # None: the model's own sampling threshold
     "refine": True,            # NCC refinement on the full-resolution images
     "refine_window": 21,       # template side, full-resolution px (odd)
-    "refine_search": 2.0,      # search radius, in network px (times the resize factor)
+    "refine_search": 2.0,      # search radius, network px (times the resize factor, >= 2 px)
     "refine_min_ncc": 0.8,     # below: the match is dropped (weak texture / distortion)
-    "quantize": {"cell_size": 4.0, "max_error": 2.0, "position": "mean"},  # network px
+    # network px; finer than hloc's 8 / 2 px: anchors are exact, so cells need not merge
+    # them, and snapping refined matches by more would undo the refinement (see README)
+    "quantize": {"cell_size": 1.0, "max_error": 0.5, "position": "mean"},
     "feature_cache_mb": 1024,  # per-image features kept for reuse (LRU)
     "image_cache_mb": 512,     # decoded images kept for reuse (LRU)
     "num_workers": 2,          # image decoding threads
@@ -170,17 +176,29 @@ class Engine:
         """Raw matches in original pixels for a list of (name0, name1) of equal sizes."""
         f0 = self._stack([p[0] for p in batch_pairs], images)
         f1 = self._stack([p[1] for p in batch_pairs], images)
-        out = self.model.match(f0, f1)
-        samples = self.model.sample(out, num=self.conf["num_matches"], mutual=self.conf["mutual"])
+        samples = self.sample(self.model.match(f0, f1))
         return [self.to_original(s, images[n0], images[n1])
                 for s, (n0, n1) in zip(samples, batch_pairs)]
+
+    def sample(self, out):
+        """Sparse matches (network pixels) per batch item of a model output."""
+        c = self.conf
+        if c["sampler"] == "model":
+            return self.model.sample(out, num=c["num_matches"], mutual=c["mutual"])
+        if c["sampler"] != "grid":
+            raise ValueError(f"unknown sampler {c['sampler']!r}; use 'grid' or 'model'")
+        min_cert = c["min_certainty"]
+        if min_cert is None:
+            min_cert = getattr(self.model, "conf", {}).get("sample", {}).get("min_certainty", 0.05)
+        return sample_grid(out, c["num_matches"], c["grid_stride"],
+                           3.0 if c["mutual"] else None, min_cert)
 
     def to_original(self, s, im0, im1):
         kp0, kp1 = s["keypoints0"].float().cpu(), s["keypoints1"].float().cpu()
         scores = s["scores"].float().cpu()
-        # matches sampled on image0's pixel grid (direction 0) keep kp0 fixed and refine kp1;
-        # those from image1's grid keep kp1 and refine kp0, so grid anchors stay shared
-        from0 = (kp0 == kp0.round()).all(1).numpy()
+        # matches anchored on image0's pixels keep kp0 fixed and refine kp1; those anchored
+        # on image1 keep kp1 and refine kp0, so anchors stay exactly shared across pairs
+        from0 = (s["anchor0"].cpu() if "anchor0" in s else (kp0 == kp0.round()).all(1)).numpy()
         kp0 = rescale(kp0, im0["scale"]).numpy()
         kp1 = rescale(kp1, im1["scale"]).numpy()
         scores = scores.numpy()

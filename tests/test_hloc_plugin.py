@@ -77,23 +77,17 @@ def _conf(hloc):
     return conf
 
 
-def test_importing_our_packages_needs_no_hloc():
-    code = ("import sys; sys.modules['hloc'] = None\n"
+def test_our_packages_import_without_hloc_and_register_says_how_to_install():
+    code = ("import sys\n"
             "import recon_match, hloc_plugins, hloc_plugins.confs, hloc_plugins.dropin\n"
+            "assert not any(m.split('.')[0] == 'hloc' for m in sys.modules), 'hloc imported'\n"
+            "sys.modules['hloc'] = None  # as if hloc were not installed\n"
             "try:\n    hloc_plugins.register()\nexcept ImportError as e:\n    print(e)\n"
             "else:\n    raise SystemExit('register() worked without hloc')\n")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert "cvg/Hierarchical-Localization" in run.stdout
-
-
-def test_importing_plugins_does_not_touch_hloc():
-    code = "import sys, hloc_plugins; print('hloc' in sys.modules)"
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "False"
+    assert "install hloc from its git repository (cvg/Hierarchical-Localization)" in run.stdout
 
 
 def test_dynamic_load_finds_plugin_and_confs(hloc):
@@ -110,17 +104,18 @@ def test_dynamic_load_finds_plugin_and_confs(hloc):
         Model({"name": "recon_dense", "bogus": 1})
 
 
-@pytest.mark.parametrize("grayscale", [False, True])
-def test_matcher_follows_hloc_dense_contract(hloc, scene, grayscale):
-    """keypoints in the (resized) input images, scores in [0, 1], and, with the shipped
-    weights, matches that agree with the ground-truth depth."""
+def test_matcher_follows_hloc_dense_contract(hloc, scene):
+    """keypoints in the (resized) input images, scores in [0, 1], grayscale or colour
+    inputs, and, with the shipped weights, matches that agree with the ground truth."""
     from hloc.utils.base_model import dynamic_load
     Model = dynamic_load(hloc["matchers"], "recon_dense")
     model = Model({"name": "recon_dense", "max_num_matches": 800}).eval()
     names = ["view_000.jpg", "view_001.jpg"]
-    images = [read_image(scene / "images" / n, grayscale=grayscale) for n in names]
+    # image0 as hloc's grayscale preprocessing gives it (1 channel), image1 in colour
+    images = [read_image(scene / "images" / n, grayscale=g) for n, g in zip(names, (True, False))]
     data = {f"image{i}": torch.tensor(im, dtype=torch.float32).div(255).reshape(
         1, *im.shape[:2], -1).permute(0, 3, 1, 2) for i, im in enumerate(images)}
+    assert data["image0"].shape[1] == 1 and data["image1"].shape[1] == 3
     with torch.no_grad():
         pred = model(data)
     n = len(pred["scores"])

@@ -180,7 +180,7 @@ def read_all(feats, matches):
 def test_kill_and_resume_gives_identical_outputs(scene, tmp_path):
     images, names = scene
     pairs = tmp_path / "pairs.txt"
-    write_pairs(pairs, select.exhaustive(names[:5]))
+    write_pairs(pairs, select.exhaustive(names[:4]))  # 6 pairs, 3 shards of 2
     script = tmp_path / "run.py"
     script.write_text(RUNNER.format(root=str(ROOT)))
     ref = run_matching(script, pairs, images, tmp_path / "ref")
@@ -199,7 +199,7 @@ def test_kill_and_resume_gives_identical_outputs(scene, tmp_path):
     assert not (out / "matches-recon-dense_pairs.h5").exists()
     assert not (out / "feats-matches-recon-dense.h5").exists()
     done_before = len(list(raw.glob("shard-*.h5")))
-    assert 1 <= done_before < 5
+    assert 1 <= done_before < 3
 
     resumed = run_matching(script, pairs, images, out)
     log = resumed.communicate(timeout=300)[0].decode()

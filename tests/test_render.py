@@ -55,19 +55,23 @@ def test_object_reprojection_is_exact(object_scene):
 
 def test_aerial_terrain_reprojection_is_exact(aerial_scene):
     refs, queries = aerial_cameras(aerial_scene, 0, W, H, F)
-    covisible, err = _recast_agreement(aerial_scene, refs[0][1], refs[0][2], *queries[0][1:])
-    assert covisible > 0.05
-    assert np.mean(err * F < 0.5) > 0.98 and np.median(err) < 1e-6
+    for (_, K0, T0), (_, K1, T1) in [(refs[8], refs[9]), (refs[9], refs[27]), (refs[8], queries[2])]:
+        covisible, err = _recast_agreement(aerial_scene, K0, T0, K1, T1)
+        assert covisible > 0.2
+        assert np.mean(err * F < 0.5) > 0.98 and np.median(err) < 1e-6
 
 
-def test_same_seed_same_bytes_other_seed_differs():
-    K = object_cameras(make_object_scene(0), 20, W, H, F)[3][1]
-    T = object_cameras(make_object_scene(0), 20, W, H, F)[3][2]
-    a, da = render_view(make_object_scene(0), K, T, H, W, noise_seed=5)
-    b, db = render_view(make_object_scene(0), K, T, H, W, noise_seed=5)
-    c, _ = render_view(make_object_scene(1), K, T, H, W, noise_seed=5)
+def test_same_seed_same_bytes_other_seed_differs(object_scene):
+    _, K, T = object_cameras(object_scene, 20, W, H, F)[3]
+    a, da = render_view(object_scene, K, T, H, W, noise_seed=5)
+    b, db = render_view(object_scene, K, T, H, W, noise_seed=5)
     assert a.tobytes() == b.tobytes() and da.tobytes() == db.tobytes()
-    assert a.tobytes() != c.tobytes()
+    shots = []
+    for seed in (7, 7, 8):  # whole scenes, textures included, from their seed
+        rng = np.random.default_rng(seed)
+        scene = random_scene(rng)
+        shots.append(render_view(scene, *random_camera_pair(rng, scene, H, W)[:2], H, W)[0].tobytes())
+    assert shots[0] == shots[1] and shots[0] != shots[2]
 
 
 def test_gt_text_model_round_trips_through_pycolmap(aerial_scene, tmp_path):
@@ -94,7 +98,7 @@ def test_object_sample_scene_files_and_views():
     column = np.array([0.0, 0.0, 2.3])  # on the monument's column axis
     for image in rec.images.values():
         T = image.cam_from_world().matrix()
-        K = rec.cameras[image.camera_id].calibration_matrix() - np.diag([0, 0, 0])
+        K = rec.cameras[image.camera_id].calibration_matrix().copy()
         K[:2, 2] -= 0.5  # COLMAP's corner origin -> our pixel centres
         (x, y), z = project(column, K, T)
         depth = np.load(root / "depth" / f"{image.name[:-4]}.npy")

@@ -253,6 +253,8 @@ def cast_rays(scene, o, d, tmin=1e-6, any_hit=False):
     o, d = np.atleast_2d(np.asarray(o, np.float64)), np.atleast_2d(np.asarray(d, np.float64))
     n = max(len(o), len(d))
     best, ids = np.full(n, np.inf), np.full(n, -1)
+    if n == 0 or len(o) == 0 or len(d) == 0:
+        return best[:0], ids[:0]
     hits = _Hits(scene, o, d, tmin, any_hit, best, ids)
     hits.visit(_bvh(scene), np.arange(n))
     for i, prim in enumerate(scene.primitives):  # unbounded ones last: they use `best` as tmax

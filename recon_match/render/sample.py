@@ -100,7 +100,8 @@ def ensure_sample_scene(name, root=None, force=False, seed=0):
         stats = SAMPLE_SCENES[name](tmp, seed)
         meta = {"name": name, "seed": seed, "version": RENDER_VERSION, **stats}
         (tmp / "scene.json").write_text(json.dumps(meta, indent=1) + "\n")
-        _swap_into_place(tmp, final, seed)
+        if force or not _is_current(final, seed):  # else a concurrent caller finished first
+            _swap_into_place(tmp, final, seed)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -23,6 +23,9 @@ default_conf = {
     "val_every": 500,
     "model": {},
     "loss": {},
+    # pseudo-labelled real pairs (recon_match.selftrain): `weight` = share of batches drawn
+    # from them; the other keys go to selftrain.dataset.PseudoPairDataset (labels, video, ...)
+    "real": {"weight": 0.0},
     "batch_size": 6,
     "lr": 1e-3,
     "weight_decay": 0.01,
@@ -38,7 +41,7 @@ default_conf = {
 }
 
 FIXED_ON_RESUME = ("model",)
-NESTED = ("data", "val_data", "model", "loss")
+NESTED = ("data", "val_data", "model", "loss", "real")
 
 
 def make_conf(conf=None):

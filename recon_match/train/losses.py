@@ -3,7 +3,9 @@
 - coarse: negative log-likelihood of the ground-truth coarse cell under the dual-softmax,
   both directions, on coarse cells whose centre is covisible;
 - mid / fine: Charbonnier regression of the 1/8 and 1/2 warps in units of the level's
-  stride (so each level is judged at its own precision), on covisible pixels;
+  stride (so each level is judged at its own precision), on covisible pixels, truncated at
+  `truncate` strides: beyond its search window a level cannot fix an error, and the L1 pull
+  of hopeless pixels would drown the sub-pixel signal (it dominated the first runs);
 - cert_mid / cert_fine: binary cross-entropy of the certainty logit against
   "covisible and within `cert_thresh` px" (the error of the detached prediction).
 """
@@ -18,6 +20,7 @@ default_conf = {
     "weights": {"coarse": 1.0, "mid": 1.0, "fine": 1.0, "cert_mid": 0.5, "cert_fine": 0.5},
     "charbonnier_eps": 0.05,  # in stride units: 0.1 px at 1/2, 0.4 px at 1/8
     "cert_thresh": {"mid": 8.0, "fine": 3.0},  # px
+    "truncate": {"mid": 6.0, "fine": 4.0},  # strides: 48 px at 1/8, 8 px at 1/2
 }
 
 LEVELS = {"mid": STRIDE_MID, "fine": STRIDE_FINE}
@@ -74,8 +77,10 @@ def compute_losses(out, batch, conf=None):
             pred, logit = out[f"warp{i}_{level}"], out[f"logit{i}_{level}"]
             wg, vg = gt_at_level(batch[f"warp{i}"], batch[f"valid{i}"], *pred.shape[1:3], stride)
             err = (pred - wg).norm(dim=-1)
-            losses[level] = losses[level] + 0.5 * _masked_mean(
-                charbonnier(err / stride, conf["charbonnier_eps"]), vg)
+            cap = conf["truncate"][level]
+            reg = charbonnier(err / stride, conf["charbonnier_eps"])
+            reg = torch.where(err / stride < cap, reg, torch.full_like(reg, cap))
+            losses[level] = losses[level] + 0.5 * _masked_mean(reg, vg)
             target = (vg & (err.detach() < conf["cert_thresh"][level])).float()
             bce = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
             losses[f"cert_{level}"] = losses[f"cert_{level}"] + 0.5 * bce.flatten(1).mean(1)

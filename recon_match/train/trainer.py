@@ -132,6 +132,9 @@ class Trainer:
 
     def _loader(self):
         ds = MixtureDataset(self.conf["data"])
+        if self.conf["real"]["weight"] > 0:  # pseudo-labelled video pairs (recon-match selftrain)
+            from ..selftrain.dataset import mixed_with_real  # lazy: selftrain imports train.losses
+            ds = mixed_with_real(ds, self.conf["real"], self.conf["batch_size"] * self.world, self.conf["seed"])
         stream = IndexStream(self.state["next_index"] // self.world, len(ds), self.rank, self.world)
         nw = self.conf["num_workers"]
         return torch.utils.data.DataLoader(
@@ -181,7 +184,11 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def _step(self, batch):
         out = self.model(batch)
-        losses = compute_losses(out, batch, self.conf["loss"])
+        if "keypoints0" in batch:  # a pseudo-labelled real batch: sparse correspondences only
+            from ..selftrain.losses import sparse_losses
+            losses = sparse_losses(out, batch, self.conf["loss"])
+        else:
+            losses = compute_losses(out, batch, self.conf["loss"])
         loss = losses["total"].mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite loss at step {self.state['step']}; last checkpoint kept")

@@ -1,0 +1,87 @@
+"""Scenes suite: dense SfM (`recon-match sfm`'s stages) vs COLMAP's SIFT on the same images.
+
+Every folder with images (NAME/images or NAME/mapping) under the sample scenes and
+data_root/scenes is reconstructed twice through `recon_match.sfm.reconstruct`: from our
+dense matches (pairs -> `recon_match.matching` -> import + verification -> mapping) and
+from COLMAP's own SIFT extraction and exhaustive matching. With NAME/gt, the relative pose
+AUC@1/3/5/10 degrees over all image pairs (unregistered = failure) and the median rotation
+error after alignment come from `recon_match.evaluation.evaluate`.
+"""
+
+import logging
+import time
+
+from ... import matching
+from ... import pairs as pair_selection
+from ...imageio import list_images
+from ...sfm import read_stats, reconstruct
+from .base import COLMAP_SIFT, OURS, SuiteSkipped, image_dir, scene_folders
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ["registered", "images", "auc@1", "auc@3", "auc@5", "auc@10", "median_rot_deg",
+           "points3D", "track_length", "seconds", "error"]
+PLOT = (["auc@5"], "pose AUC@5° (%)")
+
+default_conf = {
+    "exhaustive_max": 12,       # more images than this: retrieval pairs
+    "num_pairs": 8,             # retrieval pairs per image
+    "quick_max_images": 6,      # quick mode: the first images of each sample scene
+    "dense": {"resize": 640},   # matching options (recon_match.matching.default_conf)
+    "max_kps": 8192,
+    "sift": {"max_image_size": 1600},  # the Strecha photos are 3072 px wide
+}
+
+
+def _metrics(stats: dict) -> dict:
+    gt = stats.get("gt") or {}
+    auc = gt.get("auc", {})
+    return {"registered": stats["registered"], "images": stats["images"],
+            **{f"auc@{t}": auc.get(t) for t in ("1", "3", "5", "10")},
+            "median_rot_deg": gt.get("median_rotation_error_deg"),
+            "points3D": stats["points3D"], "track_length": stats["mean_track_length"],
+            "reproj_error": stats["mean_reprojection_error"], "seconds": stats["seconds"]}
+
+
+def run_dense(ctx, images, names, gt, out, conf) -> dict:
+    t0 = time.time()
+    method = "exhaustive" if len(names) <= conf["exhaustive_max"] else "retrieval"
+    pairs = pair_selection.main(images, out / "pairs.txt", method=method,
+                                num_pairs=conf["num_pairs"], image_list=names, model=ctx.model)
+    t1 = time.time()
+    features, matches = matching.main(conf["dense"], pairs, images, out, model=ctx.model,
+                                      max_kps=conf["max_kps"], overwrite=not ctx.resume)
+    timings = {"pairs": t1 - t0, "matching": time.time() - t1}
+    reconstruct(images, out, features, matches, pairs, gt=gt, image_list=names,
+                timings=timings, overwrite=not ctx.resume)
+    return _metrics(read_stats(out / "stats.json"))
+
+
+def run_sift(ctx, images, names, gt, out, conf) -> dict:
+    reconstruct(images, out, conf={"sift": conf["sift"]}, gt=gt, image_list=names,
+                overwrite=not ctx.resume)
+    return _metrics(read_stats(out / "stats.json"))
+
+
+def run(ctx, conf=None) -> dict:
+    conf = {**default_conf, **(conf or {})}
+    scenes = scene_folders(ctx, need_gt=False)
+    if not scenes:
+        raise SuiteSkipped(f"no scene folders with images under {ctx.scenes_root}"
+                           + ("" if ctx.quick else f" or {ctx.data_root}/scenes"))
+    results = {}
+    for name, folder, _ in scenes:
+        images = image_dir(folder)
+        names = list_images(images)
+        if ctx.quick:
+            names = names[:conf["quick_max_images"]]
+        gt = folder / "gt" if (folder / "gt").is_dir() else None
+        results[name] = {}
+        for method, fn in ((OURS, run_dense), (COLMAP_SIFT, run_sift)):
+            logger.info("scenes %s: %s on %d images", name, method, len(names))
+            try:
+                results[name][method] = fn(ctx, images, names, gt, ctx.work("scenes") / name / method, conf)
+            except (RuntimeError, ValueError) as e:  # a failed reconstruction is a result too
+                logger.warning("scenes %s: %s failed: %s", name, method, e)
+                results[name][method] = {"registered": 0, "images": len(names), "error": str(e)}
+    return results

@@ -1,0 +1,59 @@
+"""Export a training checkpoint as shipped weights (model only, fp16, with provenance).
+
+    python -m recon_match.train.export runs/main/checkpoint_best.pt [--out recon_match/weights/recon_dense.pt]
+"""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from ..fileio import atomic_path
+from ..model.loading import WEIGHTS_FORMAT, WEIGHTS_PATH, model_from_file
+from .checkpoint import load_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def export_weights(checkpoint, out=WEIGHTS_PATH, half=True):
+    """Write the model weights of `checkpoint` to `out`; returns the metadata dict.
+
+    fp16 halves the file; the loader casts back to fp32, so inference runs in fp32.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    model_from_file(ckpt, checkpoint)  # fail here, not at load time, if it does not fit
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ckpt["model"].items()}
+    s = ckpt["state"]
+    meta = {"source": str(checkpoint), "step": s["step"], "pairs_seen": s["pairs_seen"],
+            "train_hours": round(s["train_seconds"] / 3600, 3), "best_metric": s.get("best_metric"),
+            "validation": json.loads(s["best_summary"]) if s.get("best_summary") else None,
+            "config": ckpt["config"], "continuations": s.get("continuations", [])}
+    obj = {"format": WEIGHTS_FORMAT, "version": 1, "model_conf": ckpt["model_conf"],
+           "state_dict": state, "meta": json.dumps(meta)}
+    with atomic_path(out) as tmp:
+        torch.save(obj, tmp)
+    logger.info("wrote %s (%.1f MB) from step %d", out, Path(out).stat().st_size / 2**20, s["step"])
+    return meta
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--out", default=str(WEIGHTS_PATH))
+    parser.add_argument("--fp32", action="store_true", help="keep fp32 weights")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        meta = export_weights(args.checkpoint, args.out, half=not args.fp32)
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
+        logger.error("export failed: %s", str(e).splitlines()[0])
+        return 2
+    print(json.dumps({k: meta[k] for k in ("step", "pairs_seen", "train_hours", "best_metric")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

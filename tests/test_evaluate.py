@@ -1,0 +1,162 @@
+"""`recon-match evaluate`: two-view geometry on exact data, the results document and report
+of real runs (quick mode on the sample object scene), resume, and skipping without data."""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pycolmap
+import pytest
+
+from pathlib import Path
+
+from pipelines import cli
+from recon_match.evaluation.suites import SUITES
+from recon_match.evaluation.suites.twoview import (corner_error, gt_relative_pose, homography,
+                                                   pose_error, relative_pose)
+
+ROOT = Path(__file__).resolve().parents[1]
+OBJECT = ROOT / "sample_scenes" / "object"
+
+
+def _camera():
+    return pycolmap.Camera(model="PINHOLE", width=640, height=480, params=[500, 500, 320, 240])
+
+
+def test_relative_pose_recovers_exact_motion():
+    rng = np.random.default_rng(0)
+    X = rng.uniform([-2, -2, 4], [2, 2, 8], (300, 3))
+    R = cv2.Rodrigues(np.array([0.05, -0.2, 0.03]))[0]
+    t = np.array([-1.0, 0.1, 0.2])
+    cam = _camera()
+    K = cam.calibration_matrix()
+
+    def project(P):
+        p = P @ K.T
+        return p[:, :2] / p[:, 2:] - 0.5  # COLMAP corner origin -> our pixel centres
+
+    kp0, kp1 = project(X), project(X @ R.T + t)
+    kp1[:30] += rng.uniform(-40, 40, (30, 2))  # 10% outliers
+    R_est, t_est = relative_pose(kp0, kp1, cam, cam, threshold_px=1.0)
+    assert pose_error(R_est, t_est, R, t) < 0.1
+    # a wrong motion is measured as wrong
+    assert pose_error(R_est, t_est, R.T, t) > 10
+
+
+def test_gt_relative_pose_composes_world_to_camera_poses():
+    rec = pycolmap.Reconstruction()
+    rec.add_camera_with_trivial_rig(pycolmap.Camera(camera_id=1, model="PINHOLE", width=640,
+                                                    height=480, params=[500, 500, 320, 240]))
+    R0, R1 = (cv2.Rodrigues(np.array(v))[0] for v in ([0.1, 0, 0], [0, 0.3, 0]))
+    t0, t1 = np.array([0.0, 1, 2]), np.array([1.0, 0, 0])
+    for i, (R, t) in enumerate(((R0, t0), (R1, t1)), start=1):
+        rec.add_image_with_trivial_frame(pycolmap.Image(name=f"{i}.png", camera_id=1, image_id=i),
+                                         pycolmap.Rigid3d(pycolmap.Rotation3d(R), t))
+    R, t = gt_relative_pose(rec.images[1], rec.images[2])
+    X = np.array([0.3, -0.2, 5.0])
+    np.testing.assert_allclose(R @ (R0 @ X + t0) + t, R1 @ X + t1, atol=1e-9)
+
+
+def test_homography_and_corner_error():
+    H_gt = np.array([[1.1, 0.05, 12.0], [-0.03, 0.95, -7.0], [1e-4, -2e-4, 1.0]])
+    rng = np.random.default_rng(1)
+    kp0 = rng.uniform(0, 500, (200, 2))
+    kp1 = cv2.perspectiveTransform(kp0[None], H_gt)[0]
+    assert corner_error(homography(kp0, kp1), H_gt, 500, 400) < 1e-3
+    shifted = H_gt.copy()
+    shifted[0, 2] += 6.0  # every corner moves 6 px in x
+    assert corner_error(shifted, H_gt, 500, 400) == pytest.approx(6.0)
+    assert math.isinf(corner_error(None, H_gt, 500, 400))
+
+
+def _check_document(doc, suites):
+    assert set(doc) == {"version", "meta", "status", "results"}
+    assert set(doc["status"]) == set(suites)
+    for suite in suites:
+        status = doc["status"][suite]
+        assert status["status"] in ("done", "skipped", "failed")
+        assert status["status"] != "failed", status["reason"]
+        assert (status["reason"] is None) == (status["status"] == "done")
+        for dataset, per_method in doc["results"][suite].items():
+            for method, metrics in per_method.items():
+                assert isinstance(metrics, dict) and metrics, (suite, dataset, method)
+
+
+def _auc_in_range(metrics, keys):
+    for k in keys:
+        assert 0.0 <= metrics[k] <= 100.0, (k, metrics[k])
+
+
+@pytest.fixture(scope="module")
+def object_only(tmp_path_factory):
+    """A scenes root holding only the sample object scene (the smallest quick run)."""
+    if not (OBJECT / "gt").is_dir():
+        pytest.skip(f"sample scene not rendered at {OBJECT}")
+    root = tmp_path_factory.mktemp("scenes")
+    (root / "object").symlink_to(OBJECT, target_is_directory=True)
+    return root
+
+
+def test_quick_pairs_with_skips_and_resume(tmp_path, object_only, capsys):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--quick", "--suite", "pairs", "homography", "zeroshot", "--out", str(out),
+            "--scenes-root", str(object_only), "--data-root", str(tmp_path / "no_data")]
+    assert cli.main(argv) == 0
+    doc = json.loads((out / "results.json").read_text())
+    _check_document(doc, ["homography", "pairs", "zeroshot"])
+    assert doc["meta"]["quick"] is True
+    assert doc["status"]["homography"]["status"] == "skipped"
+    assert doc["status"]["zeroshot"]["status"] == "skipped"  # no real domain in quick mode
+    assert doc["status"]["pairs"]["status"] == "done"
+    pairs = doc["results"]["pairs"]
+    assert list(pairs) == ["object"] and set(pairs["object"]) == {"recon-match", "opencv_sift"}
+    for metrics in pairs["object"].values():
+        _auc_in_range(metrics, ["auc@5", "auc@10", "auc@20"])
+        assert metrics["auc@5"] <= metrics["auc@10"] <= metrics["auc@20"]
+        assert metrics["pairs"] == 4 and metrics["matches"] >= 0 and metrics["s/pair"] > 0
+    # SIFT on a textured rendered scene: the estimator and GT conventions must agree
+    assert pairs["object"]["opencv_sift"]["auc@20"] > 50
+    report = (out / "report.md").read_text()
+    assert "## pairs" in report and "| object | opencv_sift |" in report
+    assert "skipped" in report and (out / "plots" / "pairs.png").is_file()
+    assert "== pairs ==" in capsys.readouterr().out  # tables go to stdout
+
+    finished = doc["status"]["pairs"]["finished"]
+    assert cli.main(argv + ["--resume"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["status"]["pairs"]["finished"] == finished  # kept, not rerun
+    assert again["results"]["pairs"] == pairs
+    # resuming with other settings is refused instead of mixing results
+    assert cli.main([a for a in argv if a != "--quick"] + ["--resume"]) == 2
+
+
+def test_unknown_suite_is_rejected(tmp_path):
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--suite", "nope", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_quick_mode_end_to_end(tmp_path):
+    """The whole quick mode as a user runs it (a few minutes on 2 CPU cores)."""
+    if not (OBJECT / "gt").is_dir():
+        pytest.skip(f"sample scene not rendered at {OBJECT}")
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", "--quick", "--out", str(out)]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    _check_document(doc, SUITES)
+    res = doc["results"]
+    for suite in ("synthetic", "pairs", "scenes", "speed"):
+        assert doc["status"][suite]["status"] == "done", doc["status"][suite]
+    syn = res["synthetic"]["all"]
+    assert 0 <= syn["recon-match"]["pck3"] <= 1 and syn["recon-match"]["epe"] >= 0
+    assert 0 <= syn["opencv_sift"]["match_precision"] <= 1
+    obj = res["scenes"]["object"]
+    assert set(obj) == {"recon-match", "colmap_sift"}
+    for metrics in obj.values():
+        assert 0 <= metrics["registered"] <= metrics["images"] == 6
+    speed = next(iter(res["speed"].values()))
+    for method in ("recon-match", "kornia_loftr"):
+        assert speed[method]["pairs/s b1"] > 0 and speed[method]["peak_rss_mb b1"] > 50
+    for suite in SUITES:
+        assert f"## {suite}" in (out / "report.md").read_text()
