@@ -1,7 +1,7 @@
 """hloc's own dense matching with our plugin vs our drop-in engine, same scene and pairs.
 
     python -m bench.hloc_vs_dropin [--scene object] [--conf recon_dense_fast] [--resize 416]
-                                   [--window 2] [--out outputs/bench_hloc]
+                                   [--window 2] [--threads 2] [--out outputs/bench_hloc]
 
 Both runs take the same hloc conf, pairs file and images; each is followed by hloc's
 `reconstruction.main`. Prints a table and writes `hloc_vs_dropin.json` in `--out`.
@@ -23,8 +23,7 @@ import hloc_plugins
 from hloc_plugins import dropin
 from recon_match.imageio import list_images
 from recon_match.model import WEIGHTS_PATH
-from recon_match.pairs import main as make_pairs
-from recon_match.pairs import read_pairs
+from recon_match.pairs import read_pairs, write_pairs
 from recon_match.render import ensure_sample_scene
 
 COLUMNS = ("method", "pairs", "match_s", "pairs_per_s", "kps_per_image", "registered",
@@ -84,12 +83,13 @@ def main(argv=None):
 
     hloc_plugins.register(torchvision_stand_in=True)
     from hloc import match_dense
-    scene = ensure_sample_scene(args.scene)
-    images = scene / "images"
     shutil.rmtree(args.out, ignore_errors=True)
-    args.out.mkdir(parents=True)
-    pairs = make_pairs(images, args.out / "pairs-window.txt", method="sequential",
-                       window=args.window)
+    # a private copy of the images: a re-render of the shared sample scene mid-run is harmless
+    images = Path(shutil.copytree(ensure_sample_scene(args.scene) / "images", args.out / "images"))
+    names = list_images(images)
+    pairs = args.out / "pairs-ring.txt"  # each view with its next --window views in the ring
+    write_pairs(pairs, [(names[i], names[(i + k) % len(names)]) for i in range(len(names))
+                        for k in range(1, args.window + 1)])
     conf = copy.deepcopy(match_dense.confs[args.conf])
     conf["preprocessing"]["resize_max"] = args.resize
 

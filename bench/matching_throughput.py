@@ -83,6 +83,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-matches", type=int, default=2000)
     p.add_argument("--sizes", default="10,20,40")
+    p.add_argument("--throughput-images", type=int, default=6)
     p.add_argument("--retrieval-k", type=int, default=5)
     # worker mode (internal)
     p.add_argument("--worker", action="store_true")
@@ -95,11 +96,12 @@ def main(argv=None):
     results = {"threads": args.threads, "throughput": [], "growth": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        make_scene(tmp / "s6", 6)
+        make_scene(tmp / "s6", args.throughput_images)
         for b in (1, 2, 4):
             r = measure(tmp / "s6", tmp, "exhaustive", 0, b, args.resize, args.threads,
                         args.num_matches, refine=False)
             results["throughput"].append({"batch_size": b, "resize": args.resize, **r})
+            print("throughput", json.dumps(results["throughput"][-1]), flush=True)
         for n in (int(s) for s in args.sizes.split(",")):
             make_scene(tmp / f"s{n}", n)
             for method in ("exhaustive", "retrieval"):
@@ -107,11 +109,14 @@ def main(argv=None):
                             args.threads, args.num_matches)
                 results["growth"].append({"images": n, "method": method,
                                           "resize": args.growth_resize, **r})
-    print(f"\nThroughput, {args.threads} thread(s), resize {args.resize}, 15 pairs of 6 images, "
-          f"no refinement\n| batch | pairs/s | s | peak RSS MB |\n|---|---|---|---|")
+                print("growth", json.dumps(results["growth"][-1]), flush=True)
+    n_tp = args.throughput_images * (args.throughput_images - 1) // 2
+    print(f"\nThroughput, {args.threads} thread(s), resize {args.resize}, {n_tp} pairs of "
+          f"{args.throughput_images} images, no refinement\n| batch | pairs/s | s | peak RSS MB |\n|---|---|---|---|")
     for r in results["throughput"]:
         print(f"| {r['batch_size']} | {r['pairs_per_s']:.2f} | {r['matching_s']:.1f} | {r['peak_rss_mb']} |")
-    print(f"\nCost growth, resize {args.growth_resize}, batch 4, with refinement\n"
+    print(f"\nCost growth, resize {args.growth_resize}, batch 4, with refinement, "
+          f"retrieval k={args.retrieval_k}\n"
           "| images | method | pairs | seconds | s/pair | peak RSS MB |\n|---|---|---|---|---|---|")
     for r in results["growth"]:
         print(f"| {r['images']} | {r['method']} | {r['pairs']} | {r['matching_s'] + r['pairing_s']:.1f} | "

@@ -6,8 +6,9 @@ Each model runs in its own child process so that its peak RSS is its own. Ours i
 three ways: features of both images (`extract`, once per image in SfM), `match + sample`
 with cached features (the per-pair cost when images are reused: the target, <= 0.5 s), and
 the whole pair from pixels. kornia's LoFTR (random weights, no download) is timed on the
-grayscale pair. Prints a table and a JSON line; the load average is reported because the
-development machines are shared.
+grayscale pair. Prints a table and a JSON line, with wall and process-CPU medians; the load average is
+reported because the development machines are shared: on a busy machine, time with
+`--threads 1` and read the CPU seconds (2 OpenMP threads stall badly when cores are taken).
 """
 
 import argparse
@@ -23,13 +24,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _median_time(fn, repeats):
+def _median_time(fn, repeats, cpu_times=None, key=None):
+    """Median wall seconds of fn(); the median process CPU seconds go to cpu_times[key]."""
     fn()  # warm-up: allocator, oneDNN kernels
-    ts = []
+    ts, cs = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t)
+        cs.append(time.process_time() - c)
+    if cpu_times is not None:
+        cpu_times[key] = statistics.median(cs)
     return statistics.median(ts)
 
 
@@ -43,13 +48,15 @@ def _ours(h, w, threads, repeats, num, weights):
     g = torch.Generator().manual_seed(0)
     im0, im1 = torch.rand(1, 3, h, w, generator=g), torch.rand(1, 3, h, w, generator=g)
     res = {"params_M": sum(p.numel() for p in model.parameters()) / 1e6}
+    cpu = res["cpu_s"] = {}
     with torch.no_grad():
         f0, f1 = model.extract(im0), model.extract(im1)
-        res["extract_per_image_s"] = _median_time(lambda: model.extract(im0), repeats)
-        res["match_s"] = _median_time(lambda: model.match(f0, f1), repeats)
-        res["match_sample_s"] = _median_time(lambda: model.sample(model.match(f0, f1), num), repeats)
+        res["extract_per_image_s"] = _median_time(lambda: model.extract(im0), repeats, cpu, "extract_per_image")
+        res["match_s"] = _median_time(lambda: model.match(f0, f1), repeats, cpu, "match")
+        res["match_sample_s"] = _median_time(lambda: model.sample(model.match(f0, f1), num), repeats,
+                                             cpu, "match_sample")
         res["pair_from_pixels_s"] = _median_time(
-            lambda: model.sample(model({"image0": im0, "image1": im1}), num), repeats)
+            lambda: model.sample(model({"image0": im0, "image1": im1}), num), repeats, cpu, "pair_from_pixels")
         res["matches"] = int(model.sample(model.match(f0, f1), num)[0]["keypoints0"].shape[0])
     return res
 
@@ -62,9 +69,10 @@ def _loftr(h, w, threads, repeats):
     model = kornia.feature.LoFTR(pretrained=None).eval()
     g = torch.Generator().manual_seed(0)
     data = {"image0": torch.rand(1, 1, h, w, generator=g), "image1": torch.rand(1, 1, h, w, generator=g)}
+    cpu = {}
     with torch.no_grad():
-        return {"params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-                "pair_from_pixels_s": _median_time(lambda: model(data), repeats)}
+        t = _median_time(lambda: model(data), repeats, cpu, "pair_from_pixels")
+    return {"params_M": sum(p.numel() for p in model.parameters()) / 1e6, "pair_from_pixels_s": t, "cpu_s": cpu}
 
 
 def _child(name, args, queue):
@@ -106,8 +114,9 @@ def main(argv=None):
         res["loftr_over_ours_pair"] = loftr["pair_from_pixels_s"] / ours["pair_from_pixels_s"]
         res["loftr_over_ours_cached"] = loftr["pair_from_pixels_s"] / ours["match_sample_s"]
     print(f"{w}x{h}, {args.threads} threads, median of {args.repeats} (load avg {load0:.1f} -> {res['load_avg_after']:.1f})")
-    print(f"| model | params (M) | extract / image (s) | match + sample {args.num} (s) | pair from pixels (s) | peak RSS (GB) |")
-    print("|---|---|---|---|---|---|")
+    print(f"| model | params (M) | extract / image (s) | match + sample {args.num} (s) | pair from pixels (s) "
+          "| pair, CPU s | peak RSS (GB) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in (("ours (DenseMatcher)", ours), ("kornia LoFTR (random weights)", loftr)):
         if not r:
             continue
@@ -115,7 +124,7 @@ def main(argv=None):
             print(f"| {name} | error: {r['error']} |||||")
             continue
         cells = [r.get("params_M"), r.get("extract_per_image_s"), r.get("match_sample_s"),
-                 r.get("pair_from_pixels_s"), r.get("peak_rss_GB")]
+                 r.get("pair_from_pixels_s"), r.get("cpu_s", {}).get("pair_from_pixels"), r.get("peak_rss_GB")]
         print("| " + name + " | " + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
     if "loftr_over_ours_pair" in res:
         print(f"kornia LoFTR / ours: {res['loftr_over_ours_pair']:.1f}x (pair from pixels), "

@@ -65,9 +65,10 @@ def dense_matches(args, names):
     pairs_path = pairs.main(args.images, args.out / "pairs.txt", method=args.pairs,
                             num_pairs=args.num_pairs, image_list=names)
     t1 = time.time()
-    conf = {k: v for k, v in {"max_kps": args.max_kps, "resize": args.resize}.items() if v}
+    conf = {"resize": args.resize} if args.resize else {}
+    kwargs = {"max_kps": args.max_kps} if args.max_kps else {}
     features, matches = matching.main(conf, pairs_path, args.images, args.out,
-                                      overwrite=args.overwrite)
+                                      overwrite=args.overwrite, **kwargs)
     return features, matches, pairs_path, {"pairs": t1 - t0, "matching": time.time() - t1}
 
 

@@ -10,8 +10,10 @@
   stopped and ends with the same files as an uninterrupted one (batches are formed from
   the full pair list and features extracted one image at a time, so results do not depend
   on what was already done);
-- matches are refined on the full-resolution images (`subpixel`), then quantized into
-  keypoints shared across pairs (`quantize`), with zero-match pairs and NaN/Inf handled.
+- matches are taken at fixed anchor pixels of each image (`gridsample`), the same in all
+  of its pairs, refined on the full-resolution images (`subpixel`), then quantized into
+  keypoints shared across pairs (`quantize`): long tracks without losing the refinement's
+  precision; zero-match pairs and NaN/Inf are handled.
 """
 
 import logging
@@ -64,6 +66,9 @@ default_conf = {
     "shard_size": 256,         # pairs per raw-match shard (a kill loses < 1 pair)
     "device": None,            # None: CUDA when available, else CPU
 }
+
+_NOT_IN_FINGERPRINT = ("quantize", "output", "feature_cache_mb", "image_cache_mb", "num_workers",
+                       "shard_size", "device", "batch_size")
 
 confs = {
     "recon-dense": {},
@@ -302,11 +307,10 @@ def main(conf: dict, pairs, image_dir, export_dir=None, features=None, matches=N
         from .model import load_matcher  # import the network only when matching
         model = load_matcher(conf["weights"], conf["device"])
     device = next(model.parameters()).device
-    fingerprint = {k: v for k, v in conf.items() if k not in ("quantize", "output",
-                   "feature_cache_mb", "image_cache_mb", "num_workers", "shard_size", "device",
-                   "batch_size")}
-    fingerprint["model"] = {"conf": getattr(model, "conf", None),
-                            "checksum": float(sum(p.detach().double().sum() for p in model.parameters()))}
+    # settings that change raw matches: a rerun with others must not mix them in
+    fingerprint = {k: v for k, v in conf.items() if k not in _NOT_IN_FINGERPRINT}
+    checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
+    fingerprint["model"] = {"conf": getattr(model, "conf", None), "checksum": checksum}
     raw_dir = matches.with_name(matches.stem + "-raw")
     if overwrite and raw_dir.exists():
         for p in sorted(raw_dir.iterdir()):
@@ -319,7 +323,7 @@ def main(conf: dict, pairs, image_dir, export_dir=None, features=None, matches=N
     finally:
         engine.close()
         store.close()
-    scales = {n: float(np.mean([sizes[n][0] / net[n][0], sizes[n][1] / net[n][1]])) for n in used}
+    scales = {n: float(np.mean(np.divide(sizes[n], net[n]))) for n in used}
     fixed = _fixed_keypoints(features_ref, used)
     with atomic_path(features) as tf, atomic_path(matches) as tm:
         with h5py.File(tf, "w") as ff, h5py.File(tm, "w") as fm:

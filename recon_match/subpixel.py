@@ -2,8 +2,8 @@
 
 The network matches at ~640 px; on a 3072 px photo one network pixel is ~5 image pixels.
 A normalized cross-correlation (NCC) template search around each match on the full-
-resolution grayscale images (one grouped convolution per chunk of matches), with a parabolic fit of the correlation peak, brings matches
-to SIFT-level precision for ~0.1 s per pair (FACTS.md: Herz-Jesu AUC@5 65 -> 95).
+resolution grayscale images (one grouped convolution per chunk of matches), with a
+parabolic fit of the correlation peak, brings matches to SIFT-level precision for ~0.1 s per pair (FACTS.md: Herz-Jesu AUC@5 65 -> 95).
 
 One end of a match (the anchor) stays fixed and the template is cut around it; the other
 end moves. Matches whose best correlation is below `min_ncc` (texture too weak, or
@@ -32,7 +32,8 @@ def _parabola(left, centre, right):
     """Sub-sample offset of a peak from three samples, in [-0.5, 0.5]."""
     den = left - 2 * centre + right
     safe = torch.where(den.abs() > 1e-9, den, torch.ones_like(den))
-    return torch.where(den.abs() > 1e-9, 0.5 * (left - right) / safe, torch.zeros_like(den)).clamp(-0.5, 0.5)
+    off = torch.where(den.abs() > 1e-9, 0.5 * (left - right) / safe, torch.zeros_like(den))
+    return off.clamp(-0.5, 0.5)
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HLOC_REASON = ("hloc is not installed; install it from its git repository "
                "(cvg/Hierarchical-Localization) to run the hloc plugin tests")
 RESIZE = 416  # object scene views are 640 x 480
-WINDOW = 2  # neighbours each side in the ring of views
+WINDOW = 2  # each view is paired with its next WINDOW views around the ring
 
 
 def _need_weights():

@@ -184,6 +184,7 @@ def _check_outputs(out_dir, log):
     assert json.loads((out_dir / "log.json").read_text()) == json.loads(json.dumps(log))
 
 
+@pytest.mark.slow  # renders the aerial sample scene on first use (minutes on 2 busy cores)
 def test_sift_localizer_recovers_poses_rejects_unrelated_query_and_resumes(small_aerial_map):
     m = small_aerial_map
     out = m["work"] / "out_sift"

@@ -180,6 +180,7 @@ def test_reconstruct_input_errors(tmp_path):
     assert not (tmp_path / "o2").exists()  # nothing written before the checks
 
 
+@pytest.mark.slow  # ~20 s on an idle 2-core machine, minutes under load
 def test_sift_baseline_on_object_scene(tmp_path):
     render = pytest.importorskip("recon_match.render")
     ensure = getattr(render, "ensure_sample_scene", None)
@@ -191,5 +192,21 @@ def test_sift_baseline_on_object_scene(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["registered"] == stats["images"] >= 16
     assert stats["gt"]["registered_fraction"] == 1.0
-    assert stats["gt"]["median_rotation_error_deg"] < 0.5
-    assert stats["gt"]["auc"]["5"] > 60
+    assert stats["gt"]["median_rotation_error_deg"] < 1.0
+    assert stats["gt"]["auc"]["5"] > 50
+
+
+@pytest.mark.slow  # decoding 3072 x 2048 JPEGs dominates: ~25 s on an idle 2-core machine
+def test_sift_baseline_on_herzjesu(tmp_path, shared_data):
+    scene = shared_data / "scenes" / "strecha_herzjesu_p8"
+    if not (scene / "images").is_dir():
+        pytest.skip(f"{scene} not found")
+    out = tmp_path / "sift"
+    reconstruct(scene / "images", out, gt=scene / "gt",
+                conf={"sift": {"max_image_size": 800, "max_num_features": 2048}})
+    stats = read_stats(out / "stats.json")
+    assert stats["registered"] == 8 and stats["mean_reprojection_error"] < 1.0
+    # measured 93.9 / 0.55 deg; the rotation floor is the GT principal point being 15-17 px
+    # off the image centre, which COLMAP keeps fixed
+    assert stats["gt"]["auc"]["5"] > 85
+    assert stats["gt"]["median_rotation_error_deg"] < 1.0

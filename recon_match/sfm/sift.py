@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pycolmap
 
-from .colmap import CAMERA_MODES
+from .colmap import infer_camera, resolve_camera_mode
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +16,7 @@ default_conf = {
     "num_threads": 2,
 }
 
-_MODES = {"auto": pycolmap.CameraMode.AUTO, "single": pycolmap.CameraMode.SINGLE,
-          "per-image": pycolmap.CameraMode.PER_IMAGE}
+_MODES = {"single": pycolmap.CameraMode.SINGLE, "per-image": pycolmap.CameraMode.PER_IMAGE}
 
 
 def merge_conf(conf=None) -> dict:
@@ -34,17 +33,19 @@ def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
     """Fill a new database at `db_path` with SIFT features and verified exhaustive matches.
 
     Cameras are set up by COLMAP itself (EXIF focal prior, else 1.2 * max(W, H)), shared or
-    per image as `camera_mode` says ('auto' shares when size and EXIF agree).
+    per image as `camera_mode` says. 'auto' is resolved here as for imported matches (shared
+    when every image has the same size and EXIF prior, EXIF or not); COLMAP's own AUTO would
+    give same-size images without EXIF one camera each, a much weaker model.
     Runs on the CPU with `conf['num_threads']` threads; images larger than
     `conf['max_image_size']` are downscaled for extraction (keypoints stay in full-size pixels).
     """
     conf = merge_conf(conf)
-    if camera_mode not in CAMERA_MODES:
-        raise ValueError(f"unknown camera mode {camera_mode!r}; choose from {CAMERA_MODES}")
+    cameras = [infer_camera(Path(image_dir) / n, camera_model) for n in names]
+    camera_mode = resolve_camera_mode(cameras, camera_mode)
     db_path = Path(db_path)
     t0 = time.time()
-    logger.info("SIFT extraction on %d images (max size %d px, %d features)...", len(names),
-                conf["max_image_size"], conf["max_num_features"])
+    logger.info("SIFT extraction on %d images (max size %d px, %d features, camera mode %s)...",
+                len(names), conf["max_image_size"], conf["max_num_features"], camera_mode)
     extraction = pycolmap.FeatureExtractionOptions(num_threads=conf["num_threads"],
                                                    max_image_size=conf["max_image_size"])
     extraction.sift.max_num_features = conf["max_num_features"]

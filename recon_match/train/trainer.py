@@ -99,6 +99,10 @@ class Trainer:
                       "best_metric": None, "continuations": []}
         if ckpt is not None:
             self._restore(ckpt)
+        val_key = json.dumps({**self.conf["data"], **self.conf["val_data"], "n": self.conf["val_size"]}, sort_keys=True)
+        if self.state.get("val_key") != val_key:
+            # a changed mixture changes the validation set: scores are no longer comparable
+            self.state.update(val_key=val_key, best_metric=None)
         self.state["continuations"].append({"start_step": self.state["step"], "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                                             "data_weights": dict(self.conf["data"].get("weights", {}))})
         self.stop_requested = False
@@ -148,15 +152,15 @@ class Trainer:
         if self._val is None:
             ds = MixtureDataset({**self.conf["data"], **self.conf["val_data"]})
             self._val = [ds[i] for i in range(self.conf["val_size"])]
+            self._held_out = ds.conf["held_out_styles"]
         return self._val
 
     @torch.no_grad()
     def validate(self):
         """Run the model on the validation set -> {group: {metric: value}}."""
         self.net.eval()
-        held = self.conf["data"].get("held_out_styles") or MixtureDataset(self.conf["data"]).conf["held_out_styles"]
-        meter = ValidationMeter(held)
         items, bs = self.validation_set(), self.conf["batch_size"]
+        meter = ValidationMeter(self._held_out)
         for i in range(0, len(items), bs):
             batch = torch.utils.data.default_collate(items[i:i + bs])
             batch = to_device(batch, self.device)

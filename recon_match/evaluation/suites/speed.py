@@ -2,10 +2,14 @@
 
 Both methods get the same image pair (two sample-scene views resized to the test size, or
 a fixed random texture when no sample scene is there), repeated to fill each batch. Ours:
-`extract` of both images + `match` + `sample(5000)`; LoFTR: `kornia.feature.LoFTR(
-pretrained=None)` on the grayscale pair (random weights: timing only, they give almost no
-matches, so LoFTR's fine stage is cheaper than with trained weights). Every (method, batch)
-runs in a fresh subprocess with `threads` torch threads, so its peak RSS is its own.
+`extract` of both images + `match` + `sample(5000)` ("s/pair"), and `match` + `sample` with
+cached features ("cached s/pair": the SfM cost per pair, where each image is in many pairs);
+LoFTR: `kornia.feature.LoFTR(pretrained=None)` on the grayscale pair (random weights: timing
+only; they give almost no matches, so LoFTR's fine stage is cheaper than with trained
+weights). Every (method, batch) runs in a fresh subprocess with `threads` torch threads, so
+its peak RSS is its own. Process CPU seconds and the load average are recorded next to wall
+time, because development machines are shared (as in `bench/model_speed.py`, which times
+the stages of batch 1 in more detail).
 
 Run one measurement by hand:
     python -m recon_match.evaluation.suites.speed --method recon-match --batch 2 --size 640x480
@@ -14,6 +18,7 @@ Run one measurement by hand:
 import argparse
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
@@ -25,8 +30,9 @@ from .base import LOFTR, OURS
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = None  # all metrics
-PLOT = (["pairs/s b1", "pairs/s b2", "pairs/s b4"], "pairs per second")
+COLUMNS = ["pairs/s", "s/pair", "cpu s/pair", "cached s/pair", "peak_rss_mb", "x_loftr",
+           "x_loftr cpu", "load_avg", "error"]
+PLOT = (["pairs/s"], "pairs per second")
 
 default_conf = {
     "size": (640, 480),        # W x H
@@ -55,44 +61,57 @@ def load_pair(paths, size) -> np.ndarray:
     return np.stack([cv2.resize(s, tuple(size), interpolation=cv2.INTER_CUBIC) for s in small])
 
 
-def make_runner(method, pair, weights, num_matches):
-    """step(batch): process one batch of `batch` copies of `pair` with `method`."""
+def make_steps(method, pair, weights, num_matches) -> dict:
+    """{name: step(batch)}: functions processing `batch` copies of `pair`. "pair": from pixels
+    to matches; ours also "cached": match + sample with each image's features computed
+    already (the per-pair cost in SfM, where every image is in many pairs)."""
     import torch
     rgb = torch.from_numpy(pair).permute(0, 3, 1, 2).float().div(255)
     if method == OURS:
         from ...model import load_matcher
         model = load_matcher(weights, "cpu")
+        inputs = lambda b: [rgb[i:i + 1].expand(b, -1, -1, -1).contiguous() for i in (0, 1)]
+        feats = {}
 
-        def step(batch):
-            x0, x1 = (rgb[i:i + 1].expand(batch, -1, -1, -1).contiguous() for i in (0, 1))
-            out = model.match(model.extract(x0), model.extract(x1))
-            return model.sample(out, num=num_matches, mutual=True)
-        return step
+        def pair_step(b):
+            x0, x1 = inputs(b)
+            return model.sample(model.match(model.extract(x0), model.extract(x1)), num=num_matches)
+
+        def cached_step(b):
+            if b not in feats:
+                feats[b] = [model.extract(x) for x in inputs(b)]
+            return model.sample(model.match(*feats[b]), num=num_matches)
+        return {"pair": pair_step, "cached": cached_step}
     import kornia.feature
     model = kornia.feature.LoFTR(pretrained=None).eval()
     gray = 0.299 * rgb[:, :1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:]
-
-    def step(batch):
-        return model({f"image{i}": gray[i:i + 1].expand(batch, -1, -1, -1).contiguous()
-                      for i in (0, 1)})
-    return step
+    return {"pair": lambda b: model({f"image{i}": gray[i:i + 1].expand(b, -1, -1, -1).contiguous()
+                                     for i in (0, 1)})}
 
 
 def measure(method, batch, size, repeats, threads, weights=None, paths=(), num_matches=5000) -> dict:
-    """Run in the current process: one warm-up at batch 1, then `repeats` timed batches."""
+    """Run in the current process: a warm-up, then `repeats` timed batches per step. Returns medians per pair, wall and process CPU seconds (CPU time is the figure
+    to read on a busy machine), peak RSS and the load average at the start."""
     import torch
     torch.set_num_threads(threads)
-    step = make_runner(method, load_pair(paths, size), weights, num_matches)
-    times = []
+    load = os.getloadavg()[0]
+    steps = make_steps(method, load_pair(paths, size), weights, num_matches)
+    out = {"load_avg": load}
     with torch.no_grad():
-        step(1)  # warm-up: allocator, kernel selection
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            step(batch)
-            times.append(time.perf_counter() - t0)
-    median = float(np.median(times))
-    return {"seconds_per_batch": median, "pairs_per_s": batch / median,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        for name, step in steps.items():
+            # warm-up (allocator, kernel selection, ours' cached features) at the measured
+            # batch; LoFTR at batch 1, as its warm-up at batch 4 would cost half a minute
+            step(batch if method == OURS else 1)
+            wall, cpu = [], []
+            for _ in range(repeats):
+                t, c = time.perf_counter(), time.process_time()
+                step(batch)
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+            out[f"{name}_s"] = float(np.median(wall)) / batch
+            out[f"{name}_cpu_s"] = float(np.median(cpu)) / batch
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
 
 
 def measure_in_subprocess(method, batch, size, repeats, conf, weights, paths) -> dict:
@@ -122,6 +141,16 @@ def test_images(ctx) -> list:
     return []
 
 
+def metrics(r: dict) -> dict:
+    if "error" in r:
+        return {"error": r["error"]}
+    out = {"pairs/s": 1 / r["pair_s"], "s/pair": r["pair_s"], "cpu s/pair": r["pair_cpu_s"]}
+    if "cached_s" in r:
+        out.update({"cached s/pair": r["cached_s"], "cached cpu s/pair": r["cached_cpu_s"]})
+    out.update({"peak_rss_mb": r["peak_rss_mb"], "load_avg": r["load_avg"]})
+    return out
+
+
 def run(ctx, conf=None) -> dict:
     conf = {**default_conf, **(conf or {})}
     size = conf["quick_size"] if ctx.quick else conf["size"]
@@ -129,23 +158,19 @@ def run(ctx, conf=None) -> dict:
     repeats = conf["quick_repeats"] if ctx.quick else conf["repeats"]
     paths = test_images(ctx)
     results = {}
-    for method in METHODS:
+    for b in batches:
         res = {}
-        for b in batches:
+        for method in METHODS:
             logger.info("speed: %s, batch %d, %dx%d, %d threads", method, b, *size, conf["threads"])
-            r = measure_in_subprocess(method, b, size, repeats[method], conf, ctx.weights, paths)
-            if "error" in r:
-                logger.warning("speed %s batch %d failed: %s", method, b, r["error"])
-                res[f"error b{b}"] = r["error"]
-                continue
-            res.update({f"pairs/s b{b}": r["pairs_per_s"], f"s/pair b{b}": 1 / r["pairs_per_s"],
-                        f"peak_rss_mb b{b}": r["peak_rss_mb"]})
-        results[method] = res
-    for b in batches:  # the headline ratio: how many times faster than LoFTR
-        ours, loftr = results[OURS].get(f"pairs/s b{b}"), results[LOFTR].get(f"pairs/s b{b}")
-        if ours and loftr:
-            results[OURS][f"x_loftr b{b}"] = ours / loftr
-    return {f"{size[0]}x{size[1]}": results}
+            res[method] = metrics(measure_in_subprocess(method, b, size, repeats[method], conf,
+                                                        ctx.weights, paths))
+            if "error" in res[method]:
+                logger.warning("speed %s batch %d failed: %s", method, b, res[method]["error"])
+        if "pairs/s" in res[OURS] and "pairs/s" in res[LOFTR]:  # the headline ratio
+            res[OURS]["x_loftr"] = res[OURS]["pairs/s"] / res[LOFTR]["pairs/s"]
+            res[OURS]["x_loftr cpu"] = res[LOFTR]["cpu s/pair"] / res[OURS]["cpu s/pair"]
+        results[f"{size[0]}x{size[1]} batch {b}"] = res
+    return results
 
 
 def main(argv=None) -> int:
