@@ -157,22 +157,23 @@ from recon_match.model import DenseMatcher
 from recon_match.selftrain.store import label_videos
 torch.set_num_threads(1)
 torch.manual_seed(0)
-label_videos(sys.argv[1], sys.argv[2], DenseMatcher().eval(), {CONF}, progress=False)
+label_videos(sys.argv[1], sys.argv[2], DenseMatcher().eval(), {CONF}, clips=sys.argv[3:] or None,
+             progress=False)
 """
-CONF = {"label": {"gaps": [1, 2], "max_size": 128, "model_matches": 300},
-        "propagate": {"min_gap": 4, "max_gap": 4}}
+CONF = {"label": {"gaps": [1], "max_size": 128, "model_matches": 300},
+        "propagate": {"min_gap": 3, "max_gap": 3}}
 
 
-def run_labelling(video, out):
+def run_labelling(video, out, clips=()):
     script = LABEL_SCRIPT.replace("{CONF}", repr(CONF))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", script, str(video), str(out)], env=env, cwd=ROOT)
+    return subprocess.Popen([sys.executable, "-c", script, str(video), str(out), *clips], env=env, cwd=ROOT)
 
 
 def test_store_resumes_after_a_killed_run(tmp_path):
     video = tmp_path / "video"
     for c in range(4):
-        write_clip(video / f"clip{c}", 6, seed=c)
+        write_clip(video / f"clip{c}", 5, seed=c)
     out = tmp_path / "labels"
     proc = run_labelling(video, out)
     deadline = time.time() + 120
@@ -189,10 +190,11 @@ def test_store_resumes_after_a_killed_run(tmp_path):
     assert not list(out.glob(".*tmp*"))
     for name, (mtime, data) in stamps.items():  # finished clips were skipped, not redone
         assert (out / name).stat().st_mtime_ns == mtime and (out / name).read_bytes() == data
-    ref = tmp_path / "ref"  # an uninterrupted run gives the same labels
-    assert run_labelling(video, ref).wait() == 0
-    for p in files:
-        a, b = read_clip(p), read_clip(ref / p.name)
+    ref = tmp_path / "ref"  # an uninterrupted run gives the same labels (checked on two clips)
+    check = [first[0].stem, "clip3"]
+    assert run_labelling(video, ref, check).wait() == 0
+    for name in check:
+        a, b = read_clip(out / f"{name}.npz"), read_clip(ref / f"{name}.npz")
         assert a["meta"]["model"] == b["meta"]["model"]
         for k in ("pairs", "kind", "offsets", "kp0", "kp1", "conf"):
             np.testing.assert_array_equal(a[k], b[k])
@@ -200,7 +202,7 @@ def test_store_resumes_after_a_killed_run(tmp_path):
 
 
 def test_store_relabels_when_the_model_changes(tmp_path):
-    write_clip(tmp_path / "video" / "c", 5, seed=0)
+    write_clip(tmp_path / "video" / "c", 3, seed=0)
     conf = {"label": {"gaps": [1], "max_size": 128, "model_matches": 200}, "propagate": {"min_gap": 3}}
     m0, m1 = tiny_model(0), tiny_model(1)
     label_videos(tmp_path / "video", tmp_path / "l", m0, conf, progress=False)
@@ -250,10 +252,10 @@ def test_sparse_loss_is_small_at_the_models_own_matches():
     own = sample_at(out["warp0_fine"], kp0, 2)
     batch = {"keypoints0": kp0, "keypoints1": own, "kp_valid": torch.tensor([[True, True, False]])}
     ok = sparse_losses(out, batch)
-    batch["keypoints1"] = own + 7.0
+    batch["keypoints1"] = own + 3.0  # 4.2 px off: within the truncation of the fine level
     off = sparse_losses(out, batch)
     assert set(ok) == {"coarse", "mid", "fine", "cert_mid", "cert_fine", "total"}
-    assert off["fine"] > ok["fine"] + 1.0  # 7 px at stride 2 vs the prediction itself
+    assert off["fine"] > ok["fine"] + 0.5
     out_w0 = out["warp0_fine"].detach().requires_grad_(True)
     loss = sparse_losses({**out, "warp0_fine": out_w0}, batch)["total"].sum()
     loss.backward()

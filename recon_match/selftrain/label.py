@@ -122,8 +122,11 @@ def verify(labels, threshold, min_matches, seed=0):
     if n < max(min_matches, 8):
         return empty_labels(), None
     cv2.setRNGSeed(seed)  # MAGSAC samples with OpenCV's RNG: seed it for repeatable labels
-    F, _ = cv2.findFundamentalMat(labels["kp0"].astype(np.float64), labels["kp1"].astype(np.float64),
-                                  cv2.USAC_MAGSAC, threshold, 0.9999, 10000)
+    try:
+        F, _ = cv2.findFundamentalMat(labels["kp0"].astype(np.float64), labels["kp1"].astype(np.float64),
+                                      cv2.USAC_MAGSAC, threshold, 0.9999, 10000)
+    except cv2.error:  # OpenCV asserts on some degenerate inputs (all points on a line, ...)
+        return empty_labels(), None
     if F is None or F.shape != (3, 3):
         return empty_labels(), None
     dist = epipolar_distances(F, labels["kp0"], labels["kp1"]).max(1)

@@ -40,8 +40,9 @@ def load_textures(folder, num, seed):
     return [read_image(Path(folder) / names[k]) for k in sorted(pick)]
 
 
-def render_video(conf):
-    """-> (frames [H x W x 3 uint8], views [(K, cam_from_world)], scene)."""
+def render_video(conf=None):
+    """Render the quality-check video of `conf` (default_conf overrides) -> (frames [H x W x 3 uint8], views [(K, cam_from_world)], scene)."""
+    conf = merge_conf(default_conf, conf, "quality")
     textures = load_textures(conf["textures"], conf["num_textures"], conf["seed"])
     scene = random_scene(np.random.default_rng(conf["seed"]), textures=textures)
     views = camera_path(scene, conf["frames"], conf["height"], conf["width"], seed=conf["seed"],
@@ -90,14 +91,15 @@ def raw_candidate_errors(frames, views, scene, model, conf):
     return errs
 
 
-def label_quality(model, conf=None, labelling=None):
+def label_quality(model, conf=None, labelling=None, video=None):
     """Label a rendered video like a real clip and measure the labels against ground truth.
 
+    video: the output of `render_video(conf)` when already rendered (it takes minutes).
     Returns {"raw": ..., "nearby": ..., "propagated": ...}, each a `summarize` dict.
     """
     conf = merge_conf(default_conf, conf, "quality")
     labelling = merge_conf(label_conf, labelling, "labelling")
-    frames, views, scene = render_video(conf)
+    frames, views, scene = video if video is not None else render_video(conf)
     pairs = label_clip_frames(frames, model, labelling)
     errs = {0: [], 1: []}
     for (i, j, kind), lab in sorted(pairs.items()):

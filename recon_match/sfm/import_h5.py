@@ -96,16 +96,18 @@ def import_h5(db_path, image_ids: dict, features, matches, pairs_path) -> list:
     return written
 
 
-def verify(db_path, pairs, max_error=4.0, min_num_inliers=15) -> int:
+def verify(db_path, pairs, max_error=4.0, min_num_inliers=15, seed=0) -> int:
     """Geometric verification of `pairs` with COLMAP's two-view geometry (RANSAC; essential
     matrix when both cameras have a focal prior, else fundamental/homography), written to the
-    database; returns the number of verified pairs. `max_error`: RANSAC threshold in pixels.
+    database; returns the number of verified pairs. `max_error`: RANSAC threshold in pixels;
+    `seed`: RANSAC seed (None: random).
 
     Done pair by pair in Python rather than with `pycolmap.verify_matches`, whose pairs text
     file cannot hold names with spaces.
     """
     opts = pycolmap.TwoViewGeometryOptions(min_num_inliers=min_num_inliers)
     opts.ransac.max_error = max_error
+    opts.ransac.random_seed = -1 if seed is None else int(seed)
     verified = 0
     with pycolmap.Database.open(Path(db_path)) as db:
         images = {im.name: im for im in db.read_all_images()}

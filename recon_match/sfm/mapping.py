@@ -16,22 +16,28 @@ MAPPERS = ("incremental", "global")
 
 
 def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=2,
-                num_images=None, options=None):
+                num_images=None, seed=0, options=None):
     """Map the verified matches in `db_path`; return the largest model or None.
 
-    `work_dir` receives pycolmap's per-model folders (scratch). `options`: a
+    `work_dir` receives pycolmap's per-model folders (scratch). `seed`: fixed seed for
+    repeatable runs (None: COLMAP seeds randomly). `options`: a
     pycolmap.IncrementalPipelineOptions / GlobalPipelineOptions overriding the defaults.
     """
+    seed = -1 if seed is None else int(seed)
     if mapper not in MAPPERS:
         raise ValueError(f"unknown mapper {mapper!r}; choose from {MAPPERS}")
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     args = (Path(db_path), Path(image_dir), Path(work_dir))
     if mapper == "global":
-        opts = options or pycolmap.GlobalPipelineOptions(num_threads=num_threads)
+        opts = options or pycolmap.GlobalPipelineOptions(num_threads=num_threads, random_seed=seed)
         logger.info("global mapping (rotation averaging + global positioning)...")
         models = pycolmap.global_mapping(*args, opts)
     else:
-        opts = options or pycolmap.IncrementalPipelineOptions(num_threads=num_threads)
+        if options is None:
+            opts = pycolmap.IncrementalPipelineOptions(num_threads=num_threads, random_seed=seed)
+            opts.mapper.random_seed = opts.triangulation.random_seed = seed
+        else:
+            opts = options
         with tqdm(total=num_images, desc="registering images", unit="img") as bar:
             def new_model():  # each model attempt starts from an initial pair
                 bar.reset(total=num_images)

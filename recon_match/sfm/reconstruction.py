@@ -17,7 +17,7 @@ import pycolmap
 from ..evaluation import check_names, evaluate, load_model
 from ..imageio import list_images
 from . import colmap, import_h5, mapping, sift
-from .stats import reconstruction_stats, write_stats
+from .stats import read_stats, reconstruction_stats, write_stats
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ default_conf = {
     "mapper": "incremental",        # incremental | global
     "num_threads": 2,
     "ransac_max_error": 4.0,        # px, geometric verification of imported matches
+    "seed": 0,                      # RANSAC and mapper seed (None: COLMAP's random seeding)
     "sift": {},                     # overrides of sift.default_conf (SIFT path only)
 }
 
@@ -70,13 +71,13 @@ def build_database(db_path, image_dir, names, conf, features=None, matches=None,
         if features is None:
             sift.extract_and_match(tmp, image_dir, names, conf["sift"],
                                    camera_mode=conf["camera_mode"],
-                                   camera_model=conf["camera_model"])
+                                   camera_model=conf["camera_model"], seed=conf["seed"])
         else:
             sizes = import_h5.read_image_sizes(features, names)
             ids = colmap.create_database(tmp, image_dir, names, conf["camera_mode"],
                                          conf["camera_model"], sizes)
             verified = import_h5.import_h5(tmp, ids, features, matches, pairs)
-            import_h5.verify(tmp, verified, max_error=conf["ransac_max_error"])
+            import_h5.verify(tmp, verified, max_error=conf["ransac_max_error"], seed=conf["seed"])
         os.replace(tmp, db_path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -103,8 +104,12 @@ def reconstruct(image_dir, out_dir, features=None, matches=None, pairs=None, *, 
     gt_rec = load_ground_truth(gt, names)
     if is_complete(out_dir) and not overwrite:
         logger.info("%s is complete; skipping (use overwrite to redo)", out_dir)
+        if read_stats(out_dir / "stats.json")["registered"] == 0:
+            return pycolmap.Reconstruction()
         return load_model(out_dir / "model")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # the completeness marker goes first: an interrupted overwrite must not look finished
+    (out_dir / "stats.json").unlink(missing_ok=True)
     db_path = out_dir / "database.db"
     if overwrite or not db_path.exists():
         build_database(db_path, image_dir, names, conf, features, matches, pairs)
@@ -126,7 +131,8 @@ def _map(db_path, image_dir, out_dir, conf, num_images):
     work = out_dir / f".mapping.tmp{os.getpid()}"
     try:
         return mapping.run_mapping(db_path, image_dir, work, conf["mapper"],
-                                   num_threads=conf["num_threads"], num_images=num_images)
+                                   num_threads=conf["num_threads"], num_images=num_images,
+                                   seed=conf["seed"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

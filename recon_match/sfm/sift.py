@@ -29,7 +29,7 @@ def merge_conf(conf=None) -> dict:
 
 
 def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
-                      camera_model="SIMPLE_RADIAL") -> None:
+                      camera_model="SIMPLE_RADIAL", seed=0) -> None:
     """Fill a new database at `db_path` with SIFT features and verified exhaustive matches.
 
     Cameras are set up by COLMAP itself (EXIF focal prior, else 1.2 * max(W, H)), shared or
@@ -38,6 +38,7 @@ def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
     give same-size images without EXIF one camera each, a much weaker model.
     Runs on the CPU with `conf['num_threads']` threads; images larger than
     `conf['max_image_size']` are downscaled for extraction (keypoints stay in full-size pixels).
+    `seed`: RANSAC seed of the verification (None: random).
     """
     conf = merge_conf(conf)
     cameras = [infer_camera(Path(image_dir) / n, camera_model) for n in names]
@@ -56,8 +57,11 @@ def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
     _check_extracted(db_path, names)
     logger.info("SIFT extraction done in %.1f s; exhaustive matching of %d pairs...",
                 time.time() - t0, len(names) * (len(names) - 1) // 2)
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = -1 if seed is None else int(seed)
     pycolmap.match_exhaustive(db_path, matching_options=pycolmap.FeatureMatchingOptions(
-        num_threads=conf["num_threads"]), device=pycolmap.Device.cpu)
+        num_threads=conf["num_threads"]), verification_options=verification,
+        device=pycolmap.Device.cpu)
     with pycolmap.Database.open(db_path) as db:
         logger.info("SIFT matching done in %.1f s: %d verified pairs", time.time() - t0,
                     db.num_verified_image_pairs())

@@ -73,23 +73,37 @@ def image_dir(scene: Path) -> Path | None:
     return None
 
 
+def sample_scenes(ctx) -> list[Path]:
+    """Folders under scenes_root. The bundled sample scenes among them are refreshed when
+    rendered by an older renderer (their ground truth may differ), and in full mode the
+    missing ones are rendered (a few minutes, once)."""
+    root = ctx.scenes_root
+    if root is None or not Path(root).is_dir():
+        return []
+    from ...render.sample import ensure_sample_scene, sample_scene_names
+    names = {p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")}
+    known = set(sample_scene_names())
+    if not ctx.quick and Path(root).resolve() == DEFAULT_SCENES_ROOT.resolve():
+        names |= known
+    return [ensure_sample_scene(n, root) if n in known else Path(root) / n for n in sorted(names)]
+
+
 def scene_folders(ctx: Context, need_gt: bool) -> list[tuple[str, Path, bool]]:
     """(name, folder, real) of the scenes to evaluate: sample scenes first, then the real
     ones under data_root/scenes (skipped in quick mode). `need_gt`: only scenes with gt/."""
-    roots = [(ctx.scenes_root, False)]
-    if not ctx.quick:
-        roots.append((ctx.data("scenes"), True))
+    folders = [(p, False) for p in sample_scenes(ctx)]
+    real_root = None if ctx.quick else ctx.data("scenes")
+    if real_root is not None:
+        folders += [(p, True) for p in sorted(real_root.iterdir())
+                    if p.is_dir() and not p.name.startswith(".")]
     scenes = []
-    for root, real in roots:
-        if root is None or not Path(root).is_dir():
-            continue
-        for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if image_dir(folder) is None:
-                logger.info("%s: no images/ folder; not a scene", folder)
-            elif need_gt and not (folder / "gt").is_dir():
-                logger.info("%s: no gt/ folder; skipped where ground truth is needed", folder)
-            else:
-                scenes.append((folder.name, folder, real))
+    for folder, real in folders:
+        if image_dir(folder) is None:
+            logger.info("%s: no images/ folder; not a scene", folder)
+        elif need_gt and not (folder / "gt").is_dir():
+            logger.info("%s: no gt/ folder; skipped where ground truth is needed", folder)
+        else:
+            scenes.append((folder.name, folder, real))
     return scenes
 
 
