@@ -33,11 +33,7 @@ def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=
         logger.info("global mapping (rotation averaging + global positioning)...")
         models = pycolmap.global_mapping(*args, opts)
     else:
-        if options is None:
-            opts = pycolmap.IncrementalPipelineOptions(num_threads=num_threads, random_seed=seed)
-            opts.mapper.random_seed = opts.triangulation.random_seed = seed
-        else:
-            opts = options
+        opts = options or _incremental_options(num_threads, seed)
         with tqdm(total=num_images, desc="registering images", unit="img") as bar:
             def new_model():  # each model attempt starts from an initial pair
                 bar.reset(total=num_images)
@@ -52,6 +48,12 @@ def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=
     logger.info("%d model(s) with %s registered images; keeping model %d", len(models),
                 sorted(sizes.values(), reverse=True), best)
     return models[best]
+
+
+def _incremental_options(num_threads, seed):
+    opts = pycolmap.IncrementalPipelineOptions(num_threads=num_threads, random_seed=seed)
+    opts.mapper.random_seed = opts.triangulation.random_seed = seed
+    return opts
 
 
 def write_model(rec: pycolmap.Reconstruction, out_dir) -> tuple[Path, Path]:

@@ -48,6 +48,9 @@ def make_conf(conf=None):
     """Defaults merged with `conf` (nested dicts merged key by key, unknown keys rejected).
     `data`/`val_data` are passed through to MixtureDataset, which checks their keys."""
     conf = dict(conf or {})
+    unknown = sorted(set(conf) - set(default_conf))
+    if unknown:
+        raise ValueError(f"unknown train config key {unknown[0]!r}; known keys: {sorted(default_conf)}")
     out = merge_conf({k: v for k, v in default_conf.items() if k not in NESTED},
                      {k: v for k, v in conf.items() if k not in NESTED}, "train config")
     for k in NESTED:  # checked by their owners (MixtureDataset, DenseMatcher, compute_losses)

@@ -246,7 +246,8 @@ class Trainer:
         finally:
             bar.close()
             self.save()
-            logs.plot(self.out) if self.rank == 0 else None
+            if self.rank == 0:
+                logs.plot(self.out)
             for sig, h in old.items():
                 signal.signal(sig, h)
         return self.state["step"]

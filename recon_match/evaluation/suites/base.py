@@ -1,9 +1,11 @@
 """What every evaluation suite shares: the run context, skipping, and finding datasets.
 
-A suite is a module with `run(ctx) -> {dataset: {method: {metric: value}}}` (values are
-JSON numbers or None), `COLUMNS` (metrics shown in its table, in order) and `PLOT`
-((metric, y label) drawn per dataset in the report). A suite raises `SuiteSkipped` when it
-has no data, naming what is missing.
+A suite is a module with `run(ctx, conf=None) -> {dataset: {method: {metric: value}}}`
+(values are JSON numbers, None or an error string; `conf` overrides its `default_conf`),
+`COLUMNS` (metrics shown in its table, in order; None = all) and `PLOT` ((metrics, y label)
+drawn per dataset in the report); optionally `REQUIRES` (suites whose results it reads from
+`ctx.results`) and `plot_datasets(results)`. A suite raises `SuiteSkipped` when it has no
+data, naming what is missing.
 """
 
 import logging
