@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pycolmap
 
-from recon_match.imageio import list_images
+from recon_match.imageio import list_images, readable_images
 from recon_match.sfm import is_complete, read_stats, reconstruct
 from recon_match.sfm.colmap import CAMERA_MODES
 from recon_match.sfm.mapping import MAPPERS
@@ -75,7 +75,8 @@ def dense_matches(args, names):
 def run(args) -> int:
     if not args.verbose:
         pycolmap.logging.minloglevel = 1  # COLMAP's INFO lines drown our progress bars
-    names = list_images(args.images)
+    # one unreadable photo among hundreds is skipped with a warning, not a stop
+    names = readable_images(args.images, list_images(args.images))
     load_ground_truth(args.gt, names)  # a mismatching GT fails before any matching
     if is_complete(args.out) and not args.overwrite:
         logger.info("%s already holds a complete reconstruction; use --overwrite to redo", args.out)

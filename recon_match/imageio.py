@@ -4,6 +4,8 @@ Accepted: anything Pillow decodes (JPEG, PNG, TIFF, ...), grayscale, RGBA, 16-bi
 palette images (converted to 8-bit RGB), with EXIF orientation applied.
 """
 
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm"}
 MIN_SIDE = 32
+logger = logging.getLogger(__name__)
+
 MAX_PIXELS = 120_000_000  # larger than any camera we expect; above it decoding is refused
 
 
@@ -72,3 +76,29 @@ def list_images(image_dir) -> list[str]:
         raise FileNotFoundError(f"{image_dir}: no images found "
                                 f"(extensions {sorted(IMAGE_EXTENSIONS)})")
     return names
+
+
+def _problem(path):
+    try:
+        read_image(path)
+    except ImageError as e:
+        return str(e)
+    return None
+
+
+def readable_images(image_dir, names, num_threads: int = 2) -> list[str]:
+    """The `names` that `read_image` can decode, in order; the others are skipped with one
+    warning each naming the file and the problem (one bad photo must not stop a long run).
+
+    Decodes every image once (Pillow releases the GIL, so threads overlap); raises
+    FileNotFoundError when none is readable.
+    """
+    image_dir = Path(image_dir)
+    with ThreadPoolExecutor(max(1, num_threads)) as pool:
+        problems = list(pool.map(_problem, (image_dir / n for n in names)))
+    for problem in filter(None, problems):
+        logger.warning("skipping %s", problem)
+    ok = [n for n, problem in zip(names, problems) if problem is None]
+    if not ok:
+        raise FileNotFoundError(f"{image_dir}: none of the {len(names)} images is readable")
+    return ok
