@@ -11,6 +11,7 @@ import pycolmap
 import torch
 
 from ..coords import from_colmap
+from ..fileio import safe_name
 
 MODEL_FILES = ("cameras.bin", "cameras.txt")
 MODEL_SUBDIRS = ("model", "sfm", "models/0", "0", "sparse/0", "sparse")
@@ -37,7 +38,9 @@ class ReferenceMap:
 
     def __init__(self, reconstruction: pycolmap.Reconstruction, source: str = "reconstruction"):
         self.rec = reconstruction
-        self.images = {im.name: im for im in reconstruction.images.values() if im.has_pose}
+        # names become paths under the reference image folder: none may lead outside it
+        self.images = {safe_name(im.name, f"image name in {source}"): im
+                       for im in reconstruction.images.values() if im.has_pose}
         if not self.images:
             raise ValueError(f"{source}: the reconstruction has no registered images")
         if reconstruction.num_points3D() == 0:
