@@ -36,7 +36,8 @@ from .imageio import list_images
 from .pairs import read_pairs
 from .preprocess import load_for_network, network_size
 from .quantize import default_conf as quantize_defaults
-from .quantize import merge_conf, quantize
+from .config import merge_conf
+from .quantize import quantize
 from .rawstore import RawStore
 from .subpixel import refine_matches
 

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .h5io import write_features, write_matches
+from .config import merge_conf
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +38,6 @@ default_conf = {
     "position": "mean",    # "mean": score-weighted mean of the votes in a cell; "best"
     "min_score": 0.0,      # matches scoring at or below this are ignored
 }
-
-
-def merge_conf(default: dict, conf: dict | None, what: str) -> dict:
-    """{**default, **conf}, rejecting keys `default` does not have (typos fail loudly)."""
-    conf = dict(conf or {})
-    unknown = sorted(set(conf) - set(default))
-    if unknown:
-        raise ValueError(f"unknown {what} option(s) {unknown}; known: {sorted(default)}")
-    return {**default, **conf}
 
 
 def finite_matches(match: dict) -> dict:

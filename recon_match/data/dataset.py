@@ -21,6 +21,7 @@ import torch
 from . import homography, lifting, multi_instance, multiview
 from .sources import ImageSource
 from .styles import DEFAULT_HELD_OUT, allowed_styles, apply_style, photometric
+from ..config import merge_conf
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +43,6 @@ default_conf = {
     "photometric_prob": 0.8,      # chance of independent photometric augmentation per image
     # per-generator options (see each module's default_conf), e.g. {"homography": {"max_scale": 2}}
 }
-
-
-def merge_conf(default, conf, what):
-    """{**default, **conf} with unknown keys rejected (a typo must fail loudly)."""
-    conf = dict(conf or {})
-    unknown = set(conf) - set(default)
-    if unknown:
-        raise ValueError(f"unknown {what} option(s) {sorted(unknown)}; known: {sorted(default)}")
-    return {**default, **conf}
 
 
 def _generators():

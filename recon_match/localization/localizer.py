@@ -20,7 +20,8 @@ from ..fileio import atomic_path, safe_name
 from ..imageio import ImageError, list_images, read_image
 from .camera import parse_camera, query_camera
 from .matchers import DenseQueryMatcher, SiftQueryMatcher
-from .pose import aggregate, default_pose_conf, estimate_pose, merge_conf
+from ..config import merge_conf
+from .pose import aggregate, default_pose_conf, estimate_pose
 from .refmap import ReferenceMap
 from .selection import GpsSelector, RetrievalSelector, read_positions, reference_descriptors
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..coords import normalize, rescale
 from ..imageio import read_image
-from .pose import merge_conf
+from ..config import merge_conf
 from .refmap import ReferenceMap
 
 logger = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ import pycolmap
 
 from ..coords import to_colmap
 from ..evaluation.metrics import rotation_angle_deg
+from ..config import merge_conf
 
 default_pose_conf = {
     "ransac_max_error": 6.0,   # px per 640 px of the query's long side (scaled to its resolution)
@@ -12,16 +13,6 @@ default_pose_conf = {
     "min_inlier_ratio": 0.1,    # ... and so below this fraction of the correspondences
     "refine_focal": None,       # None: only when the focal length is a guess (source "default")
 }
-
-
-def merge_conf(default: dict, conf: dict | None, what: str) -> dict:
-    """`{**default, **conf}`, refusing keys `default` does not know (typos fail loudly)."""
-    conf = dict(conf or {})
-    unknown = set(conf) - set(default)
-    if unknown:
-        raise ValueError(f"unknown {what} option(s): {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(sorted(default))})")
-    return {**default, **conf}
 
 
 def aggregate(per_reference: list[dict]) -> dict:

@@ -25,7 +25,6 @@ All warps are in PIXELS of the other input image, pixel-centre convention of
 `model.global_descriptor(feats)` -> B x 192, L2-normalised (GeM of the coarse features).
 """
 
-import copy
 
 import torch
 import torch.nn.functional as F
@@ -35,18 +34,9 @@ from .attention import CoarseTransformer
 from .backbone import Backbone
 from .refine import Refiner, coarse_warp, upsample_field
 from .sample import sample_matches
+from ..config import merge_conf
 
 STRIDE_COARSE, STRIDE_MID, STRIDE_FINE = 16, 8, 2
-
-
-def merge_conf(default, conf, what="config"):
-    """{**default, **conf} recursively; unknown keys raise ValueError."""
-    out = copy.deepcopy(default)
-    for k, v in (conf or {}).items():
-        if k not in default:
-            raise ValueError(f"unknown {what} key {k!r}; known keys: {sorted(default)}")
-        out[k] = merge_conf(default[k], v, f"{what}.{k}") if isinstance(default[k], dict) else v
-    return out
 
 
 class DenseMatcher(nn.Module):

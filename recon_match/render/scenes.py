@@ -6,7 +6,7 @@ World frame: metres, z up, ground near z = 0.
 
 import numpy as np
 
-from .raycast import Box, Cylinder, Material, Quad, Scene, Sphere, Terrain
+from .raycast import Box, Cylinder, Material, Quad, Scene, Sphere
 from .textures import Texture, detail_map, procedural
 
 

@@ -9,7 +9,7 @@ data options are changed mid-session as new generators appear: items are a pure 
 import json
 from pathlib import Path
 
-from ..model.matcher import merge_conf
+from ..config import merge_conf
 
 NATURAL = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "natural")
 

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..coords import normalize, pixel_grid
-from ..model.matcher import STRIDE_COARSE, STRIDE_FINE, STRIDE_MID, merge_conf
+from ..config import merge_conf
+from ..model.matcher import STRIDE_COARSE, STRIDE_FINE, STRIDE_MID
 
 default_conf = {
     "weights": {"coarse": 1.0, "mid": 1.0, "fine": 1.0, "cert_mid": 0.5, "cert_fine": 0.5},
