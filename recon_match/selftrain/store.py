@@ -133,7 +133,9 @@ def label_videos(video_root, out_dir, model, conf, clips=None, max_frames=None, 
         stale.unlink(missing_ok=True)
     conf = merge_conf(default_conf, conf, "labelling")
     clips = list_clips(video_root) if clips is None else [safe_name(c, "clip") for c in clips]
-    key = settings_key(model_hash(model), {**conf, "max_frames": max_frames})
+    # SIFT-only labels do not depend on the model: they stay current across rounds
+    model_id = model_hash(model) if conf["label"]["use_model"] else "none"
+    key = settings_key(model_id, {**conf, "max_frames": max_frames})
     stats = {}
     for clip in tqdm(clips, desc="label clips", unit="clip", disable=not progress):
         path = out_dir / f"{clip}.npz"
