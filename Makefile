@@ -12,6 +12,8 @@ install-viz: install
 
 # Main job on the bundled sample scene: dense SfM + ground-truth errors, SIFT side by side.
 demo: install-viz
+	$(PY) -m pipelines.cli render --scene object
+	$(PY) -m pipelines.cli sfm sample_scenes/object/images --matcher sift --out outputs/demo-sift --gt sample_scenes/object/gt
 	$(PY) -m pipelines.cli sfm sample_scenes/object/images --out outputs/demo --gt sample_scenes/object/gt
 
 test: install-viz

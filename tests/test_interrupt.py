@@ -3,6 +3,7 @@ never leave a half-written checkpoint or model under its final name. (Matching's
 kill-and-resume test is in test_matching.py.)"""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def test_sfm_killed_during_mapping_leaves_no_half_model(tmp_path):
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     # the database is renamed into place once verified: mapping starts right after
     kill_when(proc, lambda: (out / "database.db").exists(), timeout=600)
-    assert model_state(out) == "absent" or not (out / "stats.json").exists()
+    model_state(out)  # absent, or a model that reads completely
     assert not (out / "stats.json").exists()  # an unfinished run never looks complete
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -134,7 +135,7 @@ while True:
     write_model(rec, sys.argv[1])
 """)
     out = tmp_path / "out"
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     for trial in range(3):
         proc = subprocess.Popen([sys.executable, str(script), str(out)], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -191,7 +191,7 @@ def test_reconstruct_input_errors(tmp_path):
         reconstruct(images, tmp_path / "o2", features, matches, pairs, gt=gt)
     with pytest.raises(ValueError, match="together"):
         reconstruct(images, tmp_path / "o3", features=features)
-    with pytest.raises(ValueError, match="unknown reconstruction options"):
+    with pytest.raises(ValueError, match="unknown reconstruction option"):
         reconstruct(images, tmp_path / "o4", conf={"mapperr": "global"})
     assert not (tmp_path / "o2").exists()  # nothing written before the checks
 

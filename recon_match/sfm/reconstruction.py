@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pycolmap
 
+from ..config import merge_conf as _merge
 from ..evaluation import check_names, evaluate, load_model
 from ..imageio import list_images
 from . import colmap, import_h5, mapping, sift
@@ -33,12 +34,7 @@ default_conf = {
 
 
 def merge_conf(conf=None) -> dict:
-    conf = dict(conf or {})
-    unknown = set(conf) - set(default_conf)
-    if unknown:
-        raise ValueError(f"unknown reconstruction options {sorted(unknown)}; "
-                         f"known: {sorted(default_conf)}")
-    conf = {**default_conf, **conf}
+    conf = _merge(default_conf, conf, "reconstruction")
     if conf["mapper"] not in mapping.MAPPERS:
         raise ValueError(f"unknown mapper {conf['mapper']!r}; choose from {mapping.MAPPERS}")
     if conf["camera_mode"] not in colmap.CAMERA_MODES:

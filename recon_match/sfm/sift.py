@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pycolmap
 
+from ..config import merge_conf as _merge
 from .colmap import infer_camera, resolve_camera_mode
 
 logger = logging.getLogger(__name__)
@@ -21,11 +22,7 @@ _MODES = {"single": pycolmap.CameraMode.SINGLE, "per-image": pycolmap.CameraMode
 
 def merge_conf(conf=None) -> dict:
     """`default_conf` updated by `conf`; unknown keys are errors."""
-    conf = dict(conf or {})
-    unknown = set(conf) - set(default_conf)
-    if unknown:
-        raise ValueError(f"unknown SIFT options {sorted(unknown)}; known: {sorted(default_conf)}")
-    return {**default_conf, **conf}
+    return _merge(default_conf, conf, "SIFT")
 
 
 def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
