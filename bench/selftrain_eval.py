@@ -22,7 +22,13 @@ from pathlib import Path
 import torch
 
 from recon_match.evaluation.suites import homography, pairs, synthetic
-from recon_match.evaluation.suites.base import DEFAULT_DATA_ROOT, OPENCV_SIFT, OURS, Context, SuiteSkipped
+from recon_match.evaluation.suites.base import (
+    DEFAULT_DATA_ROOT,
+    OPENCV_SIFT,
+    OURS,
+    Context,
+    SuiteSkipped,
+)
 from recon_match.evaluation.suites.matchers import DensePairMatcher, SiftPairMatcher
 from recon_match.fileio import atomic_path
 from recon_match.model import load_matcher

@@ -16,7 +16,11 @@ from recon_match.model import DenseMatcher
 from recon_match.selftrain.dataset import MixedDataset, PseudoPairDataset
 from recon_match.selftrain.label import epipolar_distances, verify
 from recon_match.selftrain.losses import sparse_losses
-from recon_match.selftrain.propagate import build_tracks, connected_components, propagate
+from recon_match.selftrain.propagate import (
+    build_tracks,
+    connected_components,
+    propagate,
+)
 from recon_match.selftrain.store import label_videos, model_hash, read_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +92,7 @@ def test_filtering_rejects_planted_outliers():
     kp0 = np.concatenate([x0, bad0]).astype(np.float32)
     kp1 = np.concatenate([x1, bad1]).astype(np.float32)
     labels = {"kp0": kp0, "kp1": kp1, "conf": np.ones(len(kp0), np.float32)}
-    out, F_est = verify(labels, threshold=1.0, min_matches=30)
+    out, _ = verify(labels, threshold=1.0, min_matches=30)
     kept_bad = np.isin(out["kp0"][:, 0], bad0[:, 0].astype(np.float32)).sum()
     kept_good = np.isin(out["kp0"][:, 0], x0[:, 0].astype(np.float32)).sum()
     assert kept_bad == 0

@@ -24,7 +24,7 @@ import torch
 from ..coords import rescale
 from ..data.styles import photometric
 from ..imageio import read_image
-from ..model.matcher import merge_conf
+from ..config import merge_conf
 from .store import read_clip
 
 logger = logging.getLogger(__name__)

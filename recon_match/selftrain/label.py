@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..model.matcher import merge_conf
+from ..config import merge_conf
 
 logger = logging.getLogger(__name__)
 

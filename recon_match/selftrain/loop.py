@@ -20,7 +20,7 @@ import torch
 from ..fileio import atomic_path
 from ..model import load_matcher
 from ..model.loading import WEIGHTS_FORMAT, model_from_file, read_torch_file
-from ..model.matcher import merge_conf
+from ..config import merge_conf
 from ..train import Trainer
 from . import store
 

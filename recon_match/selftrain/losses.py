@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..coords import normalize
-from ..model.matcher import STRIDE_COARSE, merge_conf
+from ..config import merge_conf
+from ..model.matcher import STRIDE_COARSE
 from ..train.losses import LEVELS, charbonnier
 from ..train.losses import default_conf as dense_conf
 
@@ -31,7 +32,7 @@ def sample_at(field, kp, stride):
     kp (B x K x 2) -> B x K x C (or B x K)."""
     squeeze = field.dim() == 3
     f = field[..., None] if squeeze else field
-    b, h, w, _ = f.shape
+    _, h, w, _ = f.shape
     grid = normalize(kp, (w * stride, h * stride))[:, :, None]
     out = F.grid_sample(f.permute(0, 3, 1, 2), grid, mode="bilinear", padding_mode="border",
                         align_corners=False)[..., 0].transpose(1, 2)

@@ -11,7 +11,7 @@ with a fundamental matrix, because small errors add up along a chain.
 
 import numpy as np
 
-from ..model.matcher import merge_conf
+from ..config import merge_conf
 from .label import verify
 
 default_conf = {

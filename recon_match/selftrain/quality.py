@@ -13,7 +13,7 @@ import numpy as np
 
 from ..geometry import project
 from ..imageio import list_images, read_image
-from ..model.matcher import merge_conf
+from ..config import merge_conf
 from ..render import camera_path, cast_rays, random_scene, render_view
 from ..render.cameras import camera_centre
 from .label import FrameLabeller

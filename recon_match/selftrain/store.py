@@ -27,9 +27,8 @@ from tqdm import tqdm
 
 from ..fileio import atomic_path, safe_name
 from ..imageio import list_images, read_image
-from ..model.matcher import merge_conf
+from ..config import merge_conf
 from . import label, propagate
-
 
 logger = logging.getLogger(__name__)
 
