@@ -3,17 +3,17 @@
 import copy
 
 
-def merge_conf(default: dict, conf: dict | None, what: str = "config") -> dict:
-    """`{**default, **conf}`, recursing into non-empty dict defaults; unknown keys raise.
+def merge_conf(default: dict, conf: dict | None, what: str = "config", nested=()) -> dict:
+    """`{**default, **conf}`; unknown keys raise so that a typo fails loudly.
 
-    A typo in a config must fail loudly instead of being silently ignored. An empty dict
-    default (`{}`) is an open sub-config validated by whoever consumes it.
+    Keys listed in `nested` are sub-configs merged the same way; every other value, dicts
+    such as mixture weights included, is replaced as a whole.
     """
-    out = copy.deepcopy(default)
-    unknown = sorted(set(conf or {}) - set(default))
+    conf = conf or {}
+    unknown = sorted(set(conf) - set(default))
     if unknown:
         raise ValueError(f"unknown {what} option(s) {unknown}; known: {sorted(default)}")
-    for k, v in (conf or {}).items():
-        sub = default[k]
-        out[k] = merge_conf(sub, v, f"{what}.{k}") if isinstance(sub, dict) and sub and isinstance(v, dict) else v
+    out = copy.deepcopy(default)
+    for k, v in conf.items():
+        out[k] = merge_conf(default[k], v, f"{what}.{k}") if k in nested else v
     return out

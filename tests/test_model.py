@@ -99,5 +99,5 @@ def test_model_sample_on_network_output(model):
 
 
 def test_unknown_model_option_is_rejected():
-    with pytest.raises(ValueError, match="unknown model key 'layerz'"):
+    with pytest.raises(ValueError, match=r"unknown model option\(s\) \['layerz'\]"):
         DenseMatcher({"layerz": 2})

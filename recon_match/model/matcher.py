@@ -58,7 +58,7 @@ class DenseMatcher(nn.Module):
 
     def __init__(self, conf=None):
         super().__init__()
-        self.conf = conf = merge_conf(self.default_conf, conf, "model")
+        self.conf = conf = merge_conf(self.default_conf, conf, "model", nested=("sample",))
         d2, _, d8, d16 = conf["dims"]
         dc = conf["coarse_dim"]
         self.backbone = Backbone(conf["dims"], conf["blocks"])
