@@ -40,6 +40,8 @@ def add_arguments(parser):
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
     parser.add_argument("--mapper", choices=MAPPERS, default="incremental")
     parser.add_argument("--overwrite", action="store_true", help="redo a complete output folder")
+    parser.add_argument("--no-viz", action="store_true",
+                        help="do not render OUT/reconstruction.png and OUT/report.md")
 
 
 def _conf(args) -> dict:
@@ -89,4 +91,23 @@ def run(args) -> int:
     stats = read_stats(args.out / "stats.json")
     if stats["registered"] == 0:
         raise RuntimeError(f"no images could be registered; see {args.out / 'database.db'}")
+    if not args.no_viz:
+        write_report(args.out, stats)
     return 0
+
+
+def write_report(out: Path, stats: dict):
+    """OUT/reconstruction.png (headless Open3D) and OUT/report.md with the stats."""
+    from recon_match.viz.render import render_reconstruction
+    from recon_match.viz.report import Report
+
+    report = Report(out / "report.md", f"Reconstruction of {out.name}")
+    try:
+        render_reconstruction(pycolmap.Reconstruction(out / "model"), out / "reconstruction.png")
+        report.image(out / "reconstruction.png", "points and cameras (red frustums)")
+    except ImportError as e:  # open3d is an optional extra
+        logger.warning("no picture: %s", e)
+    rows = [{"metric": k, "value": v} for k, v in stats.items() if not isinstance(v, dict)]
+    rows += [{"metric": f"AUC@{t}° (%)", "value": a} for t, a in stats.get("gt", {}).get("auc", {}).items()]
+    report.table(rows).write()
+    logger.info("wrote %s", out / "report.md")
