@@ -197,6 +197,9 @@ def test_reconstruct_input_errors(tmp_path):
 
 
 @pytest.mark.slow  # ~20 s on an idle 2-core machine, minutes under load
+@pytest.mark.xfail(reason="known: COLMAP SIFT verifies wrong pairs on the object scene's repeated "
+                          "brick/tile textures and registers every view with wrong poses (median 58 deg)",
+                   strict=False)
 def test_sift_baseline_on_object_scene(tmp_path):
     render = pytest.importorskip("recon_match.render")
     ensure = getattr(render, "ensure_sample_scene", None)
