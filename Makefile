@@ -14,7 +14,10 @@ install-viz: install
 demo: install-viz
 	$(PY) -m pipelines.cli render --scene object
 	$(PY) -m pipelines.cli sfm sample_scenes/object/images --matcher sift --out outputs/demo-sift --gt sample_scenes/object/gt
-	$(PY) -m pipelines.cli sfm sample_scenes/object/images --out outputs/demo --gt sample_scenes/object/gt
+	@# the dense run reports (and exits non-zero) when the current weights register too few images;
+	@# the leading '-' keeps the demo going so that both results are shown (see MODEL_CARD.md)
+	-$(PY) -m pipelines.cli sfm sample_scenes/object/images --out outputs/demo --gt sample_scenes/object/gt
+	@echo "results: outputs/demo-sift/stats.json (SIFT baseline), outputs/demo/ (dense)"
 
 test: install-viz
 	$(PY) -m pytest -q -m "not slow"

@@ -2,7 +2,6 @@
 each side a multiple of `dfactor`, and the per-axis scale back to original pixels."""
 
 import cv2
-import numpy as np
 import torch
 
 from .imageio import read_image
@@ -27,7 +26,7 @@ def load_for_network(path, resize: int | None, dfactor: int = 16, keep_gray: boo
     small = rgb if (nw, nh) == (w, h) else cv2.resize(
         rgb, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR)
     out = {
-        "image": torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float() / 255.0,
+        "image": torch.tensor(small).permute(2, 0, 1).float() / 255.0,  # copies: decoded arrays may be read-only
         "size": (w, h),
         "scale": (w / nw, h / nh),
     }

@@ -53,7 +53,7 @@ def coarse_nll_sparse(logp, kp0, kp1, valid, shape0, shape1):
 def sparse_losses(out, batch, conf=None):
     """Model output + batch with `keypoints0/1` B x K x 2 and `kp_valid` B x K -> dict of
     per-sample losses (B,) with `total` (same keys as the dense `compute_losses`)."""
-    conf = merge_conf(dense_conf, conf, "loss")
+    conf = merge_conf(dense_conf, conf, "loss", nested=("weights", "cert_thresh", "truncate"))
     kps, valid = (batch["keypoints0"], batch["keypoints1"]), batch["kp_valid"]
     shapes = (out["warp0_coarse"].shape[1:3], out["warp1_coarse"].shape[1:3])
     logp = out["coarse_logprob"]

@@ -98,7 +98,7 @@ def label_quality(model, conf=None, labelling=None, video=None):
     Returns {"raw": ..., "nearby": ..., "propagated": ...}, each a `summarize` dict.
     """
     conf = merge_conf(default_conf, conf, "quality")
-    labelling = merge_conf(label_conf, labelling, "labelling")
+    labelling = merge_conf(label_conf, labelling, "labelling", nested=("label", "propagate"))
     frames, views, scene = video if video is not None else render_video(conf)
     pairs = label_clip_frames(frames, model, labelling)
     errs = {0: [], 1: []}

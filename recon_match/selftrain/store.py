@@ -113,7 +113,7 @@ def clip_stats(data):
 
 def label_clip_frames(images, model, conf):
     """Label one clip given its frames -> {(i, j, kind): labels} (nearby + propagated)."""
-    conf = merge_conf(default_conf, conf, "labelling")
+    conf = merge_conf(default_conf, conf, "labelling", nested=("label", "propagate"))
     nearby = label.FrameLabeller(model, conf["label"]).label_clip(images)
     far = propagate.propagate(nearby, len(images), conf["propagate"])
     return {**{(i, j, 0): v for (i, j), v in nearby.items()}, **{(i, j, 1): v for (i, j), v in far.items()}}
@@ -130,7 +130,7 @@ def label_videos(video_root, out_dir, model, conf, clips=None, max_frames=None, 
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".*.npz.tmp*"):  # left by a killed run (atomic_path cleans the rest)
         stale.unlink(missing_ok=True)
-    conf = merge_conf(default_conf, conf, "labelling")
+    conf = merge_conf(default_conf, conf, "labelling", nested=("label", "propagate"))
     clips = list_clips(video_root) if clips is None else [safe_name(c, "clip") for c in clips]
     # SIFT-only labels do not depend on the model: they stay current across rounds
     model_id = model_hash(model) if conf["label"]["use_model"] else "none"

@@ -66,7 +66,7 @@ def charbonnier(x, eps):
 
 def compute_losses(out, batch, conf=None):
     """Model output + ground-truth batch -> dict of per-sample losses (B,) with `total`."""
-    conf = merge_conf(default_conf, conf, "loss")
+    conf = merge_conf(default_conf, conf, "loss", nested=("weights", "cert_thresh", "truncate"))
     losses = {k: 0.0 for k in conf["weights"]}
     shape0 = out["warp0_coarse"].shape[1:3]
     shape1 = out["warp1_coarse"].shape[1:3]
