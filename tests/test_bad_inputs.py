@@ -44,13 +44,6 @@ MODEL_CONF = {"sample": {"min_certainty": 0.0, "mutual_px": 3.0, "cell": 32, "se
 CONF = {"resize": 96, "mutual": False, "num_matches": 200, "refine": False, "batch_size": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def model():
     torch.manual_seed(0)

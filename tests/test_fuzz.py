@@ -21,13 +21,6 @@ from recon_match.sfm.import_h5 import import_features
 EXTS = (".jpg", ".png", ".tif", ".bmp", ".webp", ".ppm")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def check_read(path):
     """read_image either gives a valid H x W x 3 uint8 image or an ImageError naming `path`."""

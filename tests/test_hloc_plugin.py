@@ -17,8 +17,8 @@ from hloc_plugins import dropin
 from recon_match import h5io
 from recon_match.geometry import warp_from_depth
 from recon_match.imageio import list_images, read_image
-from recon_match.model import WEIGHTS_PATH
 from recon_match.pairs import read_pairs, write_pairs
+from conftest import require_trained_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 HLOC_REASON = ("hloc is not installed; install it from its git repository "
@@ -28,9 +28,7 @@ WINDOW = 2  # each view is paired with its next WINDOW views around the ring
 
 
 def _need_weights():
-    if not WEIGHTS_PATH.is_file():
-        pytest.skip(f"no shipped weights at {WEIGHTS_PATH}: the untrained matcher finds no "
-                    f"reliable matches")
+    require_trained_weights()
 
 
 @pytest.fixture(scope="module")

@@ -35,13 +35,6 @@ Trainer(sys.argv[1], TINY, resume=len(sys.argv) > 2).train(max_steps=STEPS)
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def kill_when(proc, ready, timeout=180):
     deadline = time.time() + timeout

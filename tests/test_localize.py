@@ -14,7 +14,7 @@ from recon_match.evaluation import load_model
 from recon_match.localization import ReferenceMap, estimate_pose, main, parse_camera, pose_error
 from recon_match.localization.mapping import triangulate_known_poses
 from recon_match.localization.pose import aggregate
-from recon_match.model import WEIGHTS_PATH
+from conftest import require_trained_weights
 
 CAM = pycolmap.Camera(model="PINHOLE", width=640, height=480, params=[500, 500, 320, 240])
 
@@ -201,22 +201,19 @@ def test_sift_localizer_recovers_poses_rejects_unrelated_query_and_resumes(small
     assert again == log  # nothing recomputed: seconds are identical
 
 
-needs_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason=f"no trained weights at {WEIGHTS_PATH}")
-
-
-@needs_weights
 @pytest.mark.slow
 def test_dense_localizer_rejects_unrelated_query(small_aerial_map):
+    require_trained_weights()
     m = small_aerial_map
     log = main({"pairs": "retrieval", "num_pairs": 2}, m["model"], m["queries"], m["work"] / "out_dense",
                image_dir=m["images"], cameras=m["cameras"], queries=["unrelated.png"])
     assert not log["unrelated.png"]["localized"] and "qvec" not in log["unrelated.png"]
 
 
-@needs_weights
 @pytest.mark.slow
 def test_dense_localizer_recovers_aerial_queries(aerial, tmp_path):
     """>= 90% of the aerial queries within (0.5 m, 5 deg) of the ground truth."""
+    require_trained_weights()
     scene, gt_refs, gt_q = aerial
     refs = sorted(im.name for im in gt_refs.images.values())
     triangulate_known_poses(gt_refs, refs, scene / "images", tmp_path / "map")

@@ -26,14 +26,6 @@ MODEL_CONF = {"sample": {"min_certainty": 0.0, "mutual_px": 3.0, "cell": 32, "se
 CONF = {"resize": 96, "mutual": False, "num_matches": 400, "refine": False, "batch_size": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # on a shared 2-core machine, 2 intra-op threads spin against each other (30x slower)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def make_model():
     torch.manual_seed(0)

@@ -13,14 +13,6 @@ from recon_match.pairs import read_pairs, select, spatial, write_pairs
 NAMES = [f"img{i:02d}.jpg" for i in range(10)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # on a shared 2-core machine, 2 intra-op threads spin against each other (30x slower)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def keyset(pairs):
     return {tuple(sorted(p)) for p in pairs}

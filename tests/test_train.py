@@ -18,14 +18,6 @@ TINY = {"data": {"size": [48, 64], "photo_root": None, "style_prob": 0.0}, "batc
         "val_size": 2, "val_every": 1000, "log_every": 1, "num_workers": 0, "warmup_steps": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: a second thread only adds synchronisation (and stalls on a busy machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _batch(n=2, size=(48, 64), seed=0):
     ds = MixtureDataset({"size": size, "photo_root": None, "seed": seed, "style_prob": 0.0})

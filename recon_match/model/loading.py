@@ -1,5 +1,6 @@
 """Load the matcher from shipped weights or a training checkpoint (safely: weights_only)."""
 
+import json
 import logging
 import pickle
 from pathlib import Path
@@ -55,3 +56,12 @@ def load_matcher(weights=None, device=None):
     path = Path(weights or WEIGHTS_PATH)
     model = model_from_file(read_torch_file(path, "weights"), path)
     return model.eval().to(device)
+
+
+def weights_info(path=None) -> dict | None:
+    """Provenance of a shipped weights file (step, pairs seen, CPU-hours, validation
+    summary), or None when there is no such file."""
+    path = Path(path or WEIGHTS_PATH)
+    if not path.is_file():
+        return None
+    return json.loads(read_torch_file(path, "weights").get("meta", "{}"))
