@@ -13,7 +13,7 @@ of k + 1 observations before any quantization merging.
 import torch
 import torch.nn.functional as F
 
-from .coords import normalize, pixel_grid
+from .coords import normalize, pixel_grid, sq_dist
 
 
 def _priority(h, w, device):
@@ -38,7 +38,7 @@ def _direction(warp, cert, warp_back, stride, num, mutual_px, min_certainty):
         grid = normalize(torch.nan_to_num(sub_w), (wo, ho))[None]
         back = F.grid_sample(warp_back.permute(2, 0, 1)[None], grid, mode="bilinear",
                              padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
-        ok &= (back - pts).norm(dim=-1) < mutual_px
+        ok &= sq_dist(back, pts) < mutual_px ** 2
     idx = torch.nonzero(ok.reshape(-1))[:, 0]
     keep = idx[prio.reshape(-1)[idx].argsort(descending=True)[:num]]
     return pts.reshape(-1, 2)[keep], sub_w.reshape(-1, 2)[keep], sub_c.reshape(-1)[keep]

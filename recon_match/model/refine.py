@@ -128,7 +128,7 @@ class Refiner(nn.Module):
         super().__init__()
         if mode not in ("gathered", "warped"):
             raise ValueError(f"unknown refiner mode {mode!r}")
-        self.radius, self.mode = radius, mode
+        self.radius, self.mode, self.kernel = radius, mode, kernel
         k = (2 * radius + 1) ** 2
         pad = kernel // 2
         self.head = nn.Sequential(
@@ -147,5 +147,15 @@ class Refiner(nn.Module):
         corr, cand = fn(f0, f1, warp, stride, self.radius)
         prob = torch.softmax(corr * self.scale, 1)
         target = (prob[:, :, None] * cand).sum(1)
-        out = self.head(torch.cat([corr, (target - warp) / stride, logit], 1))
+        x = torch.cat([corr, (target - warp) / stride, logit], 1)
+        out = self.head(x) if self.kernel > 1 else _pointwise(self.head, x)
         return target + out[:, :2] * stride, logit + out[:, 2:]
+
+
+def _pointwise(head, x):
+    """A head of 1x1 convolutions (and ReLUs) as matrix products on channels-last pixels:
+    same numbers, ~2x faster on CPU than Conv2d at 1/2 resolution."""
+    y = x.permute(0, 2, 3, 1)
+    for layer in head:
+        y = F.linear(y, layer.weight[:, :, 0, 0], layer.bias) if isinstance(layer, nn.Conv2d) else layer(y)
+    return y.permute(0, 3, 1, 2)

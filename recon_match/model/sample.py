@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from ..coords import normalize, pixel_grid
+from ..coords import normalize, pixel_grid, sq_dist
 
 
 def _candidates(warp, cert, warp_back, stride, size, size_other, opts):
@@ -24,7 +24,7 @@ def _candidates(warp, cert, warp_back, stride, size, size_other, opts):
         grid = normalize(torch.nan_to_num(warp), (wb * stride, hb * stride))[None]
         back = F.grid_sample(warp_back.permute(2, 0, 1)[None], grid, mode="bilinear",
                              padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
-        ok &= (back - pts).norm(dim=-1) < opts["mutual_px"]
+        ok &= sq_dist(back, pts) < opts["mutual_px"] ** 2
     weight = torch.where(ok, cert, torch.zeros_like(cert))
     # Spatial balance: divide by the sqrt of the certainty mass of the pixel's grid cell, so
     # a large confident region gets more matches than a small one, but not proportionally.
