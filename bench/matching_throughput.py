@@ -40,12 +40,9 @@ def make_scene(folder: Path, n: int, size=(480, 360), seed=0):
 
 def worker(args):
     """One measurement in this process: prints a JSON line."""
-    import torch
-    torch.set_num_threads(args.threads)
+    from bench.common import timing_model
     from recon_match import matching, pairs
-    from recon_match.model import load_matcher
-    model = load_matcher(device="cpu")
-    model.conf["sample"]["min_certainty"] = 0.0
+    model = timing_model(args.threads)
     out = Path(args.out)
     t0 = time.time()
     pairs_path = pairs.main(args.images, out / "pairs.txt", args.method, args.num_pairs,

@@ -41,15 +41,12 @@ def make_scene(folder: Path, n: int, size=(160, 120), seed=0):
 
 def worker(args):
     """One N in this process: pairs + matching; prints one JSON line."""
-    import torch
-    torch.set_num_threads(args.threads)
+    from bench.common import timing_model
     from recon_match import matching
     from recon_match.imageio import list_images
-    from recon_match.model import load_matcher
     from recon_match.pairs import select, write_pairs
     from recon_match.pairs.retrieval import global_descriptors
-    model = load_matcher(device="cpu")
-    model.conf["sample"]["min_certainty"] = 0.0
+    model = timing_model(args.threads)
     out = Path(args.out)
     t0 = time.time()
     names = list_images(args.images)

@@ -33,3 +33,12 @@ def require_trained_weights(min_pck3: float = 0.5):
     if pck3 < min_pck3:
         pytest.skip(f"shipped weights (step {info.get('step')}) have validation PCK@3 {pck3:.2f} "
                     f"< {min_pck3}: not trained far enough for this accuracy check")
+
+
+def untrained_matcher():
+    """A seeded random-weight DenseMatcher that accepts every sampled match (random weights
+    give low certainties), so engine tests get matches without trained weights."""
+    from recon_match.model import DenseMatcher
+
+    torch.manual_seed(0)
+    return DenseMatcher({"sample": {"min_certainty": 0.0, "mutual_px": 3.0, "cell": 32, "seed": 0}}).eval()

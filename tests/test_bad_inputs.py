@@ -29,25 +29,18 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import untrained_matcher
 from pipelines import cli
 from recon_match import matching
 from recon_match.h5io import H5Error
 from recon_match.imageio import ImageError, list_images, read_image, readable_images
-from recon_match.model import DenseMatcher
 from recon_match.pairs import write_pairs
 from recon_match.preprocess import load_for_network
 from recon_match.sfm import reconstruct
 from recon_match.sfm.colmap import create_database
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_CONF = {"sample": {"min_certainty": 0.0, "mutual_px": 3.0, "cell": 32, "seed": 0}}
 CONF = {"resize": 96, "mutual": False, "num_matches": 200, "refine": False, "batch_size": 2}
-
-
-
-def model():
-    torch.manual_seed(0)
-    return DenseMatcher(MODEL_CONF).eval()
 
 
 def texture(h=120, w=128, seed=0):
@@ -71,7 +64,7 @@ def truncate(path):
 
 def match(images, pairs, out, tmp, **kw):
     write_pairs(tmp / "pairs.txt", pairs)
-    return matching.main(CONF, tmp / "pairs.txt", images, out, model=model(), progress=False, **kw)
+    return matching.main(CONF, tmp / "pairs.txt", images, out, model=untrained_matcher(), progress=False, **kw)
 
 
 def snapshot(folder):

@@ -13,23 +13,15 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import untrained_matcher
 from pipelines import cli
 from recon_match import matching
 from recon_match.h5io import H5Error, names_to_pair
-from recon_match.model import DenseMatcher
 from recon_match.pairs import select, write_pairs
 from recon_match.subpixel import refine_matches
 
 ROOT = Path(__file__).resolve().parents[1]
-# random weights give low certainties: accept every sampled match so pairs have matches
-MODEL_CONF = {"sample": {"min_certainty": 0.0, "mutual_px": 3.0, "cell": 32, "seed": 0}}
 CONF = {"resize": 96, "mutual": False, "num_matches": 400, "refine": False, "batch_size": 2}
-
-
-
-def make_model():
-    torch.manual_seed(0)
-    return DenseMatcher(MODEL_CONF).eval()
 
 
 def textured(h, w, seed):
@@ -67,7 +59,7 @@ def test_outputs_in_hloc_layout(scene, tmp_path):
     # spaces are not allowed in pairs files: use the five top-level images
     write_pairs(tmp_path / "pairs.txt", select.exhaustive(names[:5]))
     feats, matches = matching.main(CONF, tmp_path / "pairs.txt", images, tmp_path / "out",
-                                   model=make_model(), progress=False)
+                                   model=untrained_matcher(), progress=False)
     assert feats.name == "feats-matches-recon-dense.h5" and matches.name == "matches-recon-dense_pairs.h5"
     with h5py.File(feats) as f:
         for n in names[:5]:
@@ -100,7 +92,7 @@ def test_zero_match_pairs_and_refinement(tmp_path):
     Image.fromarray(np.full((96, 128, 3), 91, np.uint8)).save(images / "flat2.png")
     write_pairs(tmp_path / "pairs.txt", [("tex.png", "flat.png"), ("flat.png", "flat2.png")])
     feats, matches = matching.main({**CONF, "refine": True}, tmp_path / "pairs.txt", images,
-                                   tmp_path, model=make_model(), progress=False)
+                                   tmp_path, model=untrained_matcher(), progress=False)
     with h5py.File(matches) as f:  # flat images cannot pass the NCC check: no matches at all
         for key in (names_to_pair("tex.png", "flat.png"), names_to_pair("flat.png", "flat2.png")):
             assert (f[key]["matches0"][()] == -1).all()
@@ -133,7 +125,7 @@ def test_bad_inputs(scene, tmp_path):
     images, names = scene
     (tmp_path / "pairs.txt").write_text("v0.png missing.png\n")
     with pytest.raises(ValueError, match=r"pairs.txt:1: unknown image 'missing.png'"):
-        matching.main(CONF, tmp_path / "pairs.txt", images, tmp_path, model=make_model())
+        matching.main(CONF, tmp_path / "pairs.txt", images, tmp_path, model=untrained_matcher())
     with pytest.raises(ValueError, match="unknown matching option"):
         matching.main({"batchsize": 2}, tmp_path / "pairs.txt", images, tmp_path)
     write_pairs(tmp_path / "pairs.txt", [("v0.png", "v1.png")])
@@ -142,17 +134,18 @@ def test_bad_inputs(scene, tmp_path):
     feats.write_bytes(b"not an h5 file")
     matches.write_bytes(b"not an h5 file")
     with pytest.raises(H5Error, match="matches-recon-dense_pairs.h5: corrupt"):
-        matching.main(CONF, tmp_path / "pairs.txt", images, tmp_path, model=make_model())
+        matching.main(CONF, tmp_path / "pairs.txt", images, tmp_path, model=untrained_matcher())
 
 
 RUNNER = """
 import sys, torch
 torch.set_num_threads(1)
-sys.path.insert(0, {root!r})
-from tests.test_matching import CONF, make_model
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+from conftest import untrained_matcher
+from tests.test_matching import CONF
 from recon_match import matching
 matching.main({{**CONF, "batch_size": 1, "shard_size": 2}}, sys.argv[1], sys.argv[2], sys.argv[3],
-              model=make_model(), progress=False)
+              model=untrained_matcher(), progress=False)
 """
 
 
@@ -177,7 +170,7 @@ def test_kill_and_resume_gives_identical_outputs(scene, tmp_path):
     script.write_text(RUNNER.format(root=str(ROOT)))
     # the uninterrupted reference runs here, with the same settings as the subprocess
     matching.main({**CONF, "batch_size": 1, "shard_size": 2}, pairs, images, tmp_path / "ref",
-                  model=make_model(), progress=False)
+                  model=untrained_matcher(), progress=False)
 
     out = tmp_path / "killed"
     proc = run_matching(script, pairs, images, out)
