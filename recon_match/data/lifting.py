@@ -17,7 +17,7 @@ invalid. image1 is rendered by inverse mapping image0 through warp1 (cv2.remap).
 import cv2
 import numpy as np
 
-from .homography import look_at_rotation, pixel_grid_np
+from .homography import look_at_rotation, masked, pixel_planes
 
 default_conf = {
     "max_objects": 3,
@@ -31,7 +31,8 @@ default_conf = {
 
 
 def _layer(c, a, b, mask=None, waves=None, group=0):
-    return {"m": (float(a), float(b), float(c)), "mask": mask, "waves": waves or [], "group": group}
+    return {"m": (float(a), float(b), float(c)), "mask": mask, "waves": waves or [], "group": group,
+            "box": (slice(None), slice(None))}
 
 
 def layer_rho(layer, xn, yn):
@@ -44,14 +45,18 @@ def layer_rho(layer, xn, yn):
 
 
 def layer_rho_grad(layer, xn, yn):
-    """(d rho / d xn, d rho / d yn) of `layer`."""
-    a, b, _ = layer["m"]
+    """Inverse depth of `layer` and its gradient (d rho / d xn, d rho / d yn), as layer_rho
+    does it, but with one wave phase computation for both."""
+    a, b, c = layer["m"]
+    rho = a * xn + b * yn + c
     gx, gy = np.full_like(xn, a), np.full_like(xn, b)
     for wx, wy, amp, ph in layer["waves"]:
-        s = amp * np.sin(wx * xn + wy * yn + ph)
+        t = wx * xn + wy * yn + ph
+        rho += amp * np.cos(t)
+        s = amp * np.sin(t)
         gx -= wx * s
         gy -= wy * s
-    return gx, gy
+    return rho, gx, gy
 
 
 def _random_plane(rng, c_range, slope, corners):
@@ -112,23 +117,32 @@ def add_objects(rng, conf, source, bg, norm, n=None):
         mask = _object_mask(rng, h, w)
         if mask.any():
             layers.append(object_layer(rng, mask, bg_rho, norm, group=i + 1))
-            ys, xs = np.nonzero(mask)
-            box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+            box = layers[-1]["box"]
             # texture only the object's box: a full-frame procedural image costs ~10x more
             layers[-1]["texture"] = (box, source(rng, box[0].stop - box[0].start,
                                                  box[1].stop - box[1].start)[0])
     return layers
 
 
+def mask_box(mask):
+    """Bounding box (row slice, column slice) of a non-empty H x W bool mask."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
 def object_layer(rng, mask, bg_rho, norm, group):
-    """Planar layer over `mask`, nearer than the background by a clear margin everywhere."""
-    xn, yn = norm
-    c0 = float(bg_rho[mask].max()) * rng.uniform(1.3, 2.2)
+    """Planar layer over `mask`, nearer than the background by a clear margin everywhere.
+    `layer["box"]` is the mask's bounding box: all per-object work stays inside it."""
+    box = mask_box(mask)
+    inner = mask[box]
+    xn, yn, bg_rho = norm[0][box][inner], norm[1][box][inner], bg_rho[box][inner]
+    c0 = float(bg_rho.max()) * rng.uniform(1.3, 2.2)
     a, b = rng.uniform(-0.15, 0.15, size=2) * c0
-    x0, y0 = float(xn[mask].mean()), float(yn[mask].mean())
+    x0, y0 = float(xn.mean()), float(yn.mean())
     layer = _layer(c0 - a * x0 - b * y0, a, b, mask=mask, group=group)
-    rho = layer_rho(layer, xn[mask], yn[mask])
-    margin = (rho / bg_rho[mask]).min()
+    layer["box"] = box
+    rho = layer_rho(layer, xn, yn)
+    margin = (rho / bg_rho).min()
     if margin < 1.2:  # a steep background: push the whole object nearer
         layer["m"] = tuple(v * 1.2 / margin for v in layer["m"])
     return layer
@@ -148,10 +162,11 @@ def sample_camera(rng, conf, h, w):
     return K, T1
 
 
-def normalized_grid(grid, K):
+def normalized_grid(h, w, K):
     """(xn, yn) float32 H x W: pixel grid through K^-1."""
+    xs, ys = pixel_planes(h, w)
     f, cx, cy = (float(v) for v in (K[0, 0], K[0, 2], K[1, 2]))
-    return (grid[..., 0] - cx) * (1 / f), (grid[..., 1] - cy) * (1 / f)
+    return (xs - cx) * (1 / f), (ys - cy) * (1 / f)
 
 
 def label_scene(layers, norm):
@@ -160,12 +175,13 @@ def label_scene(layers, norm):
     best = np.full(xn.shape, -np.inf, np.float32)
     label = np.zeros(xn.shape, np.int32)
     for i, layer in enumerate(layers):
-        rho = layer_rho(layer, xn, yn)
+        box = layer["box"]  # objects exist only inside their box: skip the rest of the frame
+        rho = layer_rho(layer, xn[box], yn[box])
+        better = rho > best[box]
         if layer["mask"] is not None:
-            rho = np.where(layer["mask"], rho, -np.inf)
-        better = rho > best
-        best = np.where(better, rho, best)
-        label[better] = i
+            better &= layer["mask"][box]
+        np.copyto(best[box], rho, where=better)
+        label[box][better] = i
     return label, best
 
 
@@ -174,24 +190,31 @@ def project(Ab, rho, xn, yn):
 
     Ab = (A = K R, b = K t); rho * [u*z1, v*z1, z1] = A [xn, yn, 1] + b rho."""
     A, b = (v.tolist() for v in Ab)
-    P = [A[i][0] * xn + A[i][1] * yn + A[i][2] + b[i] * rho for i in range(3)]
+    P = []
+    for i in range(3):  # A[i] . [xn, yn, 1] + b[i] rho, in place: fewer full-image temporaries
+        p, t = xn * A[i][0], yn * A[i][1]
+        p += t
+        p += A[i][2]
+        p += np.multiply(rho, b[i], out=t)
+        P.append(p)
     with np.errstate(divide="ignore", invalid="ignore"):
         return P[0] / P[2], P[1] / P[2], P[2] / rho, P
 
 
 def invert_layer(layer, Ab, u1, v1, steps):
     """Normalised image0 coords (xn, yn) of the layer point seen at image1 pixels (u1, v1),
-    its depth in view 1 and a mask of converged solutions in front of both cameras."""
+    its inverse depth in view 0, depth in view 1 and a mask of converged solutions in front
+    of both cameras."""
     A, bv = Ab
     M = A + np.outer(bv, layer["m"])  # plane: rho * p1 = (A + b m^T) [xn, yn, 1]
     Mi = np.linalg.inv(M).tolist()
     X, Y, W = (Mi[i][0] * u1 + Mi[i][1] * v1 + Mi[i][2] for i in range(3))
     Al, bl = A.tolist(), bv.tolist()
     with np.errstate(divide="ignore", invalid="ignore"):
-        xn, yn = X / W, Y / W
+        xn, yn = np.divide(X, W, out=X), np.divide(Y, W, out=Y)
         for _ in range(steps if layer["waves"] else 0):  # Newton on the curved part
-            u, v, _, P = project(Ab, layer_rho(layer, xn, yn), xn, yn)
-            gx, gy = layer_rho_grad(layer, xn, yn)
+            rho, gx, gy = layer_rho_grad(layer, xn, yn)
+            u, v, _, P = project(Ab, rho, xn, yn)
             dPx = [Al[i][0] + bl[i] * gx for i in (0, 1, 2)]
             dPy = [Al[i][1] + bl[i] * gy for i in (0, 1, 2)]
             j11, j12 = (dPx[0] - u * dPx[2]) / P[2], (dPy[0] - u * dPy[2]) / P[2]
@@ -203,23 +226,29 @@ def invert_layer(layer, Ab, u1, v1, steps):
         rho = layer_rho(layer, xn, yn)
         u, v, z1, _ = project(Ab, rho, xn, yn)
         ok = (rho > 0) & (z1 > 0) & (np.abs(u - u1) < 0.02) & (np.abs(v - v1) < 0.02)
-    return xn, yn, z1, ok
+    return xn, yn, rho, z1, ok
 
 
 def _nearest(x, y, h, w):
+    """Flat index (row * w + column) of the pixel nearest to (x, y), clamped into the image
+    (NaN -> 0), and whether (x, y) lies inside. Flat indices make lookups one np.take."""
     inside = (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
-    xi = np.clip(np.rint(np.nan_to_num(x)), 0, w - 1).astype(np.intp)
-    yi = np.clip(np.rint(np.nan_to_num(y)), 0, h - 1).astype(np.intp)
-    return xi, yi, inside
+    # fmax/fmin send NaN to the bound, as nan_to_num + clip would, without the copies
+    xi = np.fmin(np.fmax(np.rint(x), 0), w - 1).astype(np.int32)
+    yi = np.fmin(np.fmax(np.rint(y), 0), h - 1).astype(np.int32)
+    yi *= w
+    yi += xi
+    return yi, inside
 
 
 def object_window(layer, Ab, K, h, w):
     """Slices of image1 that can see the (planar) object: its mask's bounding box projected
     into view 1, plus a margin. Objects are small, so this saves most of their cost."""
-    ys, xs = np.nonzero(layer["mask"])
+    rows, cols = layer["box"]
+    x0, x1, y0, y1 = cols.start, cols.stop - 1, rows.start, rows.stop - 1
     f, cx, cy = K[0, 0], K[0, 2], K[1, 2]
-    xn = (np.array([xs.min(), xs.max(), xs.min(), xs.max()]) + np.array([-1, 1, -1, 1]) - cx) / f
-    yn = (np.array([ys.min(), ys.min(), ys.max(), ys.max()]) + np.array([-1, -1, 1, 1]) - cy) / f
+    xn = (np.array([x0, x1, x0, x1]) + np.array([-1, 1, -1, 1]) - cx) / f
+    yn = (np.array([y0, y0, y1, y1]) + np.array([-1, -1, 1, 1]) - cy) / f
     u, v, _, P = project(Ab, layer_rho(layer, xn, yn), xn, yn)
     if (P[2] <= 0).any():  # the box straddles the camera plane: search the whole view
         return slice(0, h), slice(0, w)
@@ -228,12 +257,13 @@ def object_window(layer, Ab, K, h, w):
     return slice(y0, y1), slice(x0, x1)
 
 
-def zbuffer_view1(layers, Ab, K, label0, grid, steps):
+def zbuffer_view1(layers, Ab, K, label0, steps):
     """Per image1 pixel: nearest layer hit (image0 coords q, depth), its layer and whether the
     hit point was visible in image0."""
     h, w = label0.shape
+    xs, ys = pixel_planes(h, w)
     f, cx, cy = (float(v) for v in (K[0, 0], K[0, 2], K[1, 2]))
-    groups = np.array([l["group"] for l in layers])[label0]
+    groups = np.take([l["group"] for l in layers], label0)
     bg = [l for l in layers if l["mask"] is None]
     zbuf = np.full((h, w), np.inf, np.float32)
     qx, qy = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
@@ -241,31 +271,29 @@ def zbuffer_view1(layers, Ab, K, label0, grid, steps):
     vis = np.zeros((h, w), bool)
     for i, layer in enumerate(layers):
         win = (slice(0, h), slice(0, w)) if layer["mask"] is None else object_window(layer, Ab, K, h, w)
-        g = grid[win]
-        xn, yn, z1, ok = invert_layer(layer, Ab, g[..., 0], g[..., 1], steps)
+        xn, yn, rho, z1, ok = invert_layer(layer, Ab, xs[win], ys[win], steps)
         x, y = xn * f + cx, yn * f + cy
-        xi, yi, inside = _nearest(x, y, h, w)
+        idx, inside = _nearest(x, y, h, w)
         ok &= inside
         if layer["mask"] is not None:
-            ok &= layer["mask"][yi, xi]
+            ok &= np.take(layer["mask"], idx)
         else:  # a background plane exists only where it is the nearest background plane
-            rho = layer_rho(layer, xn, yn)
             for other in bg:
                 if other is not layer:
                     ok &= rho >= layer_rho(other, xn, yn) - 1e-6
         nearer = ok & (z1 < zbuf[win])
         for buf, val in ((zbuf, z1), (qx, x), (qy, y)):
-            buf[win][nearer] = val[nearer]
+            np.copyto(buf[win], val, where=nearer)
         lab1[win][nearer] = i
-        vis[win][nearer] = groups[yi, xi][nearer] == layer["group"]
+        vis[win][nearer] = np.take(groups, idx[nearer]) == layer["group"]
     return qx, qy, zbuf, lab1, vis
 
 
 def render_pair(rng, image, layers, K, T1, steps=3):
     """Render the lifted pair; returns the contract arrays plus depth0/depth1 and cameras."""
     h, w = image.shape[:2]
-    grid = pixel_grid_np(h, w)
-    norm = normalized_grid(grid, K)
+    xs, ys = pixel_planes(h, w)
+    norm = normalized_grid(h, w, K)
     label0, rho0 = label_scene(layers, norm)
     image0 = image.copy()
     for i, layer in enumerate(layers):
@@ -274,35 +302,35 @@ def render_pair(rng, image, layers, K, T1, steps=3):
             seen = label0[box] == i
             image0[box][seen] = patch[seen]
     Ab = (K @ T1[:3, :3], K @ T1[:3, 3])
-    qx, qy, depth1, lab1, valid1 = zbuffer_view1(layers, Ab, K, label0, grid, steps)
-    warp1 = np.where(valid1[..., None], np.stack([qx, qy], -1), 0).astype(np.float32)
+    qx, qy, depth1, lab1, valid1 = zbuffer_view1(layers, Ab, K, label0, steps)
+    warp1 = masked(np.stack([qx, qy], -1), valid1)
 
     u, v, z1, _ = project(Ab, rho0, *norm)
-    ui, vi, inside = _nearest(u, v, h, w)
-    back = warp1[vi, ui]
+    idx, inside = _nearest(u, v, h, w)
     # covisible: seen by camera 1 and the surface camera 1 sees there is this very point
-    # (same layer, and its inverse map returns here: rules out self-occlusion of curved layers)
-    valid0 = inside & (z1 > 0) & valid1[vi, ui] & (lab1[vi, ui] == label0)
-    valid0 &= np.hypot(back[..., 0] - grid[..., 0], back[..., 1] - grid[..., 1]) < 3.0
-    warp0 = np.where(valid0[..., None], np.stack([u, v], -1), 0).astype(np.float32)
+    # (same layer, and its inverse map returns here: rules out self-occlusion of curved layers);
+    # (qx, qy) is warp1 wherever valid1 holds
+    valid0 = inside & (z1 > 0) & np.take(valid1, idx) & (np.take(lab1, idx) == label0)
+    valid0 &= np.hypot(np.take(qx, idx) - xs, np.take(qy, idx) - ys) < 3.0
+    warp0 = masked(np.stack([u, v], -1), valid0)
 
     image1 = cv2.remap(image0, warp1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    fill = fill_texture(rng, image0, np.where(np.isfinite(depth1)[..., None], np.stack([qx, qy], -1), grid))
-    image1 = np.where(valid1[..., None], image1, fill)
+    hit = np.isfinite(depth1)
+    fill = fill_texture(rng, image0, np.where(hit, qx, xs), np.where(hit, qy, ys))
+    image1 = cv2.copyTo(image1, valid1.view(np.uint8), fill)
     T0 = np.eye(4)
     return {"image0": image0, "image1": image1, "warp0": warp0, "valid0": valid0,
-            "warp1": warp1, "valid1": valid1, "depth0": (1 / rho0).astype(np.float32),
+            "warp1": warp1, "valid1": valid1, "depth0": 1 / rho0,
             "depth1": depth1, "K0": K, "K1": K, "T0": T0, "T1": T1}
 
 
-def fill_texture(rng, image0, coords):
+def fill_texture(rng, image0, x, y):
     """Plausible but wrong texture for disoccluded/out-of-view pixels: image0 sampled at the
-    hidden surface's own coordinates shifted by a random offset (keeps its perspective)."""
+    hidden surface's own coordinates (x, y) shifted by a random offset (keeps its perspective)."""
     h, w = image0.shape[:2]
     ang = rng.uniform(0, 2 * np.pi)
     off = rng.uniform(0.15, 0.35) * max(h, w) * np.array([np.cos(ang), np.sin(ang)], np.float32)
-    return cv2.remap(image0, (coords + off).astype(np.float32), None, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REFLECT_101)
+    return cv2.remap(image0, x + off[0], y + off[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
 def make_pair(rng, source, h, w, conf=None):
@@ -315,7 +343,7 @@ def make_pair(rng, source, h, w, conf=None):
     image, kind = source(rng, h, w)
     K, T1 = sample_camera(rng, conf, h, w)
     f, cx, cy = K[0, 0], K[0, 2], K[1, 2]
-    norm = normalized_grid(pixel_grid_np(h, w), K)
+    norm = normalized_grid(h, w, K)
     corners = [((x - cx) / f, (y - cy) / f) for x in (0, w - 1) for y in (0, h - 1)]
     bg, _ = background_layers(rng, conf, corners)
     layers = bg + add_objects(rng, conf, source, bg, norm)
