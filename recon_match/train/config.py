@@ -11,7 +11,9 @@ from pathlib import Path
 
 from ..config import merge_conf
 
-NATURAL = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "natural")
+_NATURAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "natural"
+# a checkout without ../shared (e.g. CI) trains on procedural images unless told otherwise
+NATURAL = str(_NATURAL) if (_NATURAL / "train").is_dir() else None
 
 default_conf = {
     "data": {"size": [256, 256], "weights": {"homography": 1.0}, "photo_root": NATURAL,
