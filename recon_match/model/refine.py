@@ -55,8 +55,9 @@ def _neighbour_scores(q, f1, xy, bidx, radius, chunk=8192):
     inside = ((x >= 0) & (x < w1) & (y >= 0) & (y < h1)).to(q.dtype)
     idx = bidx[:, None, None] * (h1 * w1) + y.clamp(0, h1 - 1) * w1 + x.clamp(0, w1 - 1)
     idx = idx.flatten(1)  # N x n*n
-    scores = torch.cat([torch.bmm(rows.index_select(0, i.flatten()).view(*i.shape, c), qc[:, :, None])[..., 0]
-                        for i, qc in zip(idx.split(chunk), q.split(chunk))]) if len(q) else idx.to(q.dtype)
+    parts = [torch.bmm(rows.index_select(0, i.flatten()).view(*i.shape, c), qc[:, :, None])[..., 0]
+             for i, qc in zip(idx.split(chunk), q.split(chunk))]
+    scores = torch.cat(parts) if parts else idx.to(q.dtype)  # no queries: N = 0 rows
     return scores.unflatten(1, (2 * radius + 2, 2 * radius + 2)) * inside
 
 
