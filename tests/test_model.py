@@ -105,25 +105,29 @@ def test_unknown_model_option_is_rejected():
 
 @pytest.mark.parametrize("num", [40, 3000])  # sparse points and a dense grid's worth
 def test_local_correlation_is_bilinear_sampling(num):
-    """The neighbour-score shortcut equals bilinear sampling of f1 at xy + offsets."""
+    """The neighbour-score shortcut equals bilinear sampling of f1 at xy + offsets, and so
+    do its gradients (the trainer back-propagates through it)."""
     import torch.nn.functional as F
 
     from recon_match.coords import normalize
     from recon_match.model.refine import local_correlation
 
     g = torch.Generator().manual_seed(0)
-    f1 = torch.randn(2, 16, 12, 15, generator=g)
-    q = torch.randn(num, 16, generator=g)
+    f1 = torch.randn(2, 16, 12, 15, generator=g).requires_grad_()
+    q = torch.randn(num, 16, generator=g).requires_grad_()
     xy = torch.rand(num, 2, generator=g) * torch.tensor([19.0, 16.0]) - 2  # some outside
     bidx = torch.randint(0, 2, (num,), generator=g)
     r = 1
     d = torch.arange(-r, r + 1, dtype=torch.float32)
     oy, ox = torch.meshgrid(d, d, indexing="ij")
     pts = xy[:, None] + torch.stack([ox.reshape(-1), oy.reshape(-1)], -1)  # N x K x 2
-    ref = torch.empty(num, pts.shape[1])
-    for b in range(2):
-        sel = bidx == b
-        grid = normalize(pts[sel], (15, 12))[None]
-        feats = F.grid_sample(f1[b:b + 1], grid, align_corners=False, padding_mode="zeros")[0]
-        ref[sel] = (feats * q[sel].T[:, :, None]).sum(0) / 4.0
-    assert torch.allclose(local_correlation(q, f1, xy, bidx, r), ref, atol=1e-4)
+    grid = normalize(pts, (15, 12))[:, None]  # N x 1 x K x 2, each point on its own map
+    feats = F.grid_sample(f1[bidx], grid, align_corners=False, padding_mode="zeros")[:, :, 0]
+    ref = (feats * q[:, :, None]).sum(1) / 4.0
+    out = local_correlation(q, f1, xy, bidx, r)
+    assert torch.allclose(out, ref, atol=1e-4)
+    w = torch.randn(out.shape, generator=g)
+    grads = torch.autograd.grad((out * w).sum(), (q, f1))
+    ref_grads = torch.autograd.grad((ref * w).sum(), (q, f1))
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, atol=1e-4)
