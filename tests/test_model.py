@@ -131,3 +131,22 @@ def test_local_correlation_is_bilinear_sampling(num):
     ref_grads = torch.autograd.grad((ref * w).sum(), (q, f1))
     for a, b in zip(grads, ref_grads):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_rope_scores_depend_on_relative_offsets_only():
+    """Self-attention scores after RoPE are invariant to shifting both tokens on the grid,
+    and the rotation keeps norms (what lets one set of weights run at any image size)."""
+    from recon_match.model.attention import apply_rope, rope_rotation
+
+    g = torch.Generator().manual_seed(0)
+    h, w, d = 6, 7, 32
+    rot = rope_rotation(h, w, d)
+    q = torch.randn(1, 1, 1, d, generator=g).expand(1, 1, h * w, d)
+    k = torch.randn(1, 1, 1, d, generator=g).expand(1, 1, h * w, d)
+    qr, kr = apply_rope(q, rot)[0, 0], apply_rope(k, rot)[0, 0]
+    assert torch.allclose(qr.norm(dim=-1), q[0, 0].norm(dim=-1), atol=1e-5)
+    idx = lambda y, x: y * w + x
+    s0 = qr[idx(1, 2)] @ kr[idx(3, 1)]   # offset (+2, -1)
+    s1 = qr[idx(3, 5)] @ kr[idx(5, 4)]   # the same offset elsewhere
+    s2 = qr[idx(1, 2)] @ kr[idx(3, 3)]   # another offset
+    assert torch.allclose(s0, s1, atol=1e-4) and not torch.allclose(s0, s2, atol=1e-2)

@@ -37,7 +37,7 @@ PLOT = (["pairs/s"], "pairs per second")
 default_conf = {
     "size": (640, 480),        # W x H
     "batches": (1, 2, 4),
-    "repeats": {OURS: 5, LOFTR: 1},
+    "repeats": {OURS: 3, LOFTR: 1},
     "quick_size": (320, 240),
     "quick_batches": (1, 2),
     "quick_repeats": {OURS: 2, LOFTR: 1},
@@ -90,7 +90,8 @@ def make_steps(method, pair, weights, num_matches) -> dict:
 
 
 def measure(method, batch, size, repeats, threads, weights=None, paths=(), num_matches=5000) -> dict:
-    """Run in the current process: a warm-up, then `repeats` timed batches per step. Returns medians per pair, wall and process CPU seconds (CPU time is the figure
+    """Run in the current process: a warm-up, then `repeats` timed batches per step.
+    Returns medians per pair, wall and process CPU seconds (CPU time is the figure
     to read on a busy machine), peak RSS and the load average at the start."""
     import torch
     torch.set_num_threads(threads)
