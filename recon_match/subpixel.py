@@ -8,18 +8,95 @@ to SIFT-level precision for ~0.1 s per pair (FACTS.md: Herz-Jesu AUC@5 65 -> 95)
 One end of a match (the anchor) stays fixed and the template is cut around it; the other
 end moves. Matches whose best correlation is below `min_ncc` (texture too weak, or
 viewpoint too different for a square window) are reported as failed.
+
+The search is vectorized over matches and reproduces OpenCV's `getRectSubPix` patches and
+`matchTemplate(TM_CCOEFF_NORMED)` scores (to float32 rounding) without a per-match loop.
 """
 
-import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.lib.stride_tricks import sliding_window_view
+
+# matches per batch (~7 MB of float32 search areas): measured fastest
+CHUNK = 1024
+
+
+def _padded(img, size):
+    """`img` (H x W array) edge-padded by 2 * `size` px, viewed as all its
+    (size + 1)^2 windows: (H + 3 size) x (W + 3 size) x (size + 1) x (size + 1)."""
+    return sliding_window_view(np.pad(img, 2 * size, mode="edge"), (size + 1, size + 1))
+
+
+def _patches(windows, centres, size):
+    """Bilinear `size`^2 patches centred on `centres` (N x 2 finite float32 pixel-centre
+    coords) from `_padded(img, size)`, borders replicated as by cv2.getRectSubPix (except in
+    the top-right corner, where OpenCV repeats the wrong column); each is offset by a constant
+    (NCC ignores it) to keep float32 sums accurate: N x size x size float32 tensor."""
+    h, w = np.subtract(windows.shape[:2], 3 * size)
+    # beyond `size` px outside the image a patch is all border: clipping keeps it, and the
+    # window index in range
+    centres = np.clip(centres, -size, np.array([w - 1 + size, h - 1 + size], np.float32))
+    corner = centres - np.float32((size - 1) / 2)
+    base = np.floor(corner)
+    frac = torch.from_numpy(corner - base)
+    base = base.astype(np.int64) + 2 * size
+    p = windows[base[:, 1], base[:, 0]].astype(np.float32)
+    p -= p[:, size // 2, size // 2, None, None].copy()
+    p = torch.from_numpy(p)
+    p = torch.lerp(p[:, :-1], p[:, 1:], frac[:, 1:, None])  # rows first: faster in torch
+    return torch.lerp(p[:, :, :-1], p[:, :, 1:], frac[:, :1, None])
+
+
+def _box_sums(x, k):
+    """Sums of every k x k window of x (N x a x a): N x (a-k+1) x (a-k+1), as products with a
+    band of ones (a x (a-k+1)) on both sides, which BLAS runs far faster than cumsums."""
+    n, a = x.shape[:2]
+    band = torch.arange(a)[:, None] - torch.arange(a - k + 1)
+    band = ((band >= 0) & (band < k)).float()
+    return ((band.T @ x).reshape(-1, a) @ band).reshape(n, a - k + 1, -1)
+
+
+def _ncc(tmpl, area):
+    """TM_CCOEFF_NORMED of each template (N x t x t) over its area (N x a x a) at every
+    integer offset: (N x (a-t+1) x (a-t+1) float32, row = y offset, column = x offset;
+    template sums of squared deviations N)."""
+    t = tmpl.shape[-1]
+    tz = tmpl - tmpl.mean((1, 2), keepdim=True)
+    tss = torch.linalg.vector_norm(tz, dim=(1, 2)).square_()
+    num = F.conv2d(area[None], tz[:, None], groups=len(area))[0]
+    s1, s2 = _box_sums(area, t), _box_sums(area * area, t)
+    var = torch.addcmul(s2, s1, s1, value=-1 / t**2)
+    ncc = num.mul_(var.mul(tss[:, None, None]).rsqrt_())
+    # windows flat to within the float32 precision of the sums score 0, as flat ones in OpenCV
+    return ncc.masked_fill_(var <= 1e-6 * s2, 0).clamp_(-1, 1), tss
 
 
 def _parabola(left, centre, right):
-    """Sub-sample offset of a peak from three samples, in [-0.5, 0.5]."""
+    """Sub-sample offsets of peaks from three samples each (float32 tensors), in [-0.5, 0.5]."""
     den = left - 2 * centre + right
-    if abs(den) < 1e-9:
-        return 0.0
-    return float(np.clip(0.5 * (left - right) / den, -0.5, 0.5))
+    off = 0.5 * (left - right) / torch.where(den.abs() < 1e-9, 1, den)
+    return torch.where(den.abs() < 1e-9, 0, off).clamp(-0.5, 0.5)
+
+
+def _search(a_win, m_win, anchors, moving, r, s):
+    """Best NCC offset for finite matches (N x 2 float32 arrays each) between the windows
+    of `_padded` anchor and moving images: (best N, u N, v N, du N, dv N, flat N) tensors;
+    (u, v) index the (2s+1)^2 offsets, (du, dv) are the parabolic sub-sample corrections."""
+    m = 2 * s + 1
+    tmpl = _patches(a_win, anchors, 2 * r + 1)
+    res, tss = _ncc(tmpl, _patches(m_win, moving, 2 * (r + s) + 1))
+    res = res.reshape(len(res), -1)
+    best, idx = res.max(1)  # first maximum in row-major order, as cv2.minMaxLoc
+    v, u = idx // m, idx % m
+
+    def at(dv, du):  # scores beside the peaks, clamped into the map (border peaks fail anyway)
+        beside = (v + dv).clamp(0, m - 1) * m + (u + du).clamp(0, m - 1)
+        return res.gather(1, beside[:, None])[:, 0]
+
+    du = _parabola(at(0, -1), best, at(0, 1))
+    dv = _parabola(at(-1, 0), best, at(1, 0))
+    return best, u, v, du, dv, tss < (2 * r + 1) ** 2 * 1e-4  # template std < 1e-2
 
 
 def refine_matches(anchor_img, moving_img, anchors, moving, window: int = 21,
@@ -30,30 +107,32 @@ def refine_matches(anchor_img, moving_img, anchors, moving, window: int = 21,
     window: odd template side (px); search: radius searched around each moving point (px).
     Returns (refined N x 2 float32, ncc N float32, ok N bool); `refined` equals `moving`
     where not ok (NCC below `min_ncc`, flat template, non-finite input, or the peak on
-    the border of the search area). OpenCV's matchTemplate per match: measured 4-5x faster
-    on CPU than one grouped convolution over all matches.
+    the border of the search area). Vectorized (bilinear patches, one grouped convolution
+    per batch of matches); 5,000 matches between 3072 x 2048 images, window 21, search 9.6:
+    ~0.1 s on one idle CPU core, 3.7x faster than cv2.matchTemplate match by match (0.52 s);
+    6x with 2 threads, 11x with 8.
     """
-    a_img = np.asarray(anchor_img, np.float32)  # float patches keep sub-pixel sampling
-    m_img = np.asarray(moving_img, np.float32)
+    a_img, m_img = np.asarray(anchor_img), np.asarray(moving_img)
+    if a_img.ndim != 2 or m_img.ndim != 2:
+        raise ValueError(f"refine_matches needs H x W gray images, got shapes "
+                         f"{a_img.shape} and {m_img.shape}")
     anchors = np.asarray(anchors, np.float32).reshape(-1, 2)
     moving = np.asarray(moving, np.float32).reshape(-1, 2)
     r, s = max(1, int(window) // 2), max(1, int(np.ceil(search)))
-    tsize, asize = (2 * r + 1,) * 2, (2 * (r + s) + 1,) * 2
+    a_win, m_win = _padded(a_img, 2 * r + 1), _padded(m_img, 2 * (r + s) + 1)
     out = moving.copy()
     ncc = np.zeros(len(moving), np.float32)
     ok = np.zeros(len(moving), bool)
-    for i in np.flatnonzero(np.isfinite(anchors).all(1) & np.isfinite(moving).all(1)):
-        tmpl = cv2.getRectSubPix(a_img, tsize, (float(anchors[i, 0]), float(anchors[i, 1])))
-        if tmpl.std() < 1e-2:  # flat template: correlation is meaningless
-            continue
-        area = cv2.getRectSubPix(m_img, asize, (float(moving[i, 0]), float(moving[i, 1])))
-        res = cv2.matchTemplate(area, tmpl, cv2.TM_CCOEFF_NORMED)
-        _, best, _, (u, v) = cv2.minMaxLoc(res)
-        ncc[i] = best
-        if best < min_ncc or not (0 < u < 2 * s and 0 < v < 2 * s):
-            continue
-        du = _parabola(res[v, u - 1], best, res[v, u + 1])
-        dv = _parabola(res[v - 1, u], best, res[v + 1, u])
-        out[i] = moving[i] + (u - s + du, v - s + dv)
-        ok[i] = True
+    valid = np.flatnonzero(np.isfinite(anchors).all(1) & np.isfinite(moving).all(1))
+    # in bands of rows, so that successive patches share cached image rows
+    valid = valid[np.lexsort((moving[valid, 0], moving[valid, 1] // 64))]
+    for start in range(0, len(valid), CHUNK):
+        i = valid[start:start + CHUNK]
+        best, u, v, du, dv, flat = (x.numpy() for x in _search(
+            a_win, m_win, anchors[i], moving[i], r, s))
+        ncc[i] = np.where(flat, 0, best)
+        good = ~flat & (best >= min_ncc) & (0 < u) & (u < 2 * s) & (0 < v) & (v < 2 * s)
+        shift = np.stack([u - s + du.astype(np.float64), v - s + dv.astype(np.float64)], 1)
+        out[i[good]] = moving[i[good]] + shift[good]
+        ok[i[good]] = True
     return out, ncc, ok

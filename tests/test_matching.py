@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import h5py
 import numpy as np
 import pytest
@@ -98,20 +99,79 @@ def test_zero_match_pairs_and_refinement(tmp_path):
             assert (f[key]["matches0"][()] == -1).all()
 
 
-def test_ncc_refinement_recovers_subpixel_shift():
-    rng = np.random.default_rng(0)
+SHIFT = np.array([2.3, -1.6], np.float32)
+
+
+def smooth_texture(seed):
+    """A 240 x 320 float32 texture with ~4 px blobs, and the same shifted by SHIFT px (x, y)."""
+    rng = np.random.default_rng(seed)
     img = np.kron(rng.random((60, 80)), np.ones((4, 4))).astype(np.float32) * 255
     img = torch.nn.functional.avg_pool2d(torch.tensor(img)[None, None], 5, 1, 2)[0, 0].numpy()
-    shift = np.array([2.3, -1.6], np.float32)
     ys, xs = np.mgrid[0:240, 0:320].astype(np.float32)
-    import cv2
-    moved = cv2.remap(img, xs - shift[0], ys - shift[1], cv2.INTER_CUBIC)
+    return img, cv2.remap(img, xs - SHIFT[0], ys - SHIFT[1], cv2.INTER_CUBIC)
+
+
+def opencv_ncc(img0, img1, anchor, moving, window, search):
+    """The NCC search done directly with OpenCV, one match: (best score, template std,
+    best integer offset (x, y) of `moving`, whether the peak is inside the search area)."""
+    r, s = window // 2, int(np.ceil(search))
+    tmpl = cv2.getRectSubPix(img0, (2 * r + 1,) * 2, tuple(map(float, anchor)))
+    area = cv2.getRectSubPix(img1, (2 * (r + s) + 1,) * 2, tuple(map(float, moving)))
+    res = cv2.matchTemplate(area, tmpl, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (u, v) = cv2.minMaxLoc(res)
+    return best, tmpl.std(), np.array([u - s, v - s]), 0 < u < 2 * s and 0 < v < 2 * s
+
+
+def test_ncc_refinement_recovers_subpixel_shift():
+    img, moved = smooth_texture(0)
+    rng = np.random.default_rng(0)
     anchors = rng.uniform(40, 200, (200, 2)).astype(np.float32)
-    guess = anchors + shift + rng.uniform(-3, 3, anchors.shape).astype(np.float32)
+    guess = anchors + SHIFT + rng.uniform(-3, 3, anchors.shape).astype(np.float32)
     refined, ncc, ok = refine_matches(img, moved, anchors, guess, window=15, search=5)
-    err = np.linalg.norm(refined - (anchors + shift), axis=1)
+    err = np.linalg.norm(refined - (anchors + SHIFT), axis=1)
     assert ok.mean() > 0.9 and np.median(err[ok]) < 0.1
     np.testing.assert_array_equal(refined[~ok], guess[~ok])
+
+
+def test_ncc_refinement_agrees_with_opencv():
+    img, moved = smooth_texture(1)
+    rng = np.random.default_rng(1)
+    anchors = rng.uniform(20, 220, (40, 2)).astype(np.float32)
+    # guesses up to 6 px off with a 4.3 px search: some peaks fall on the search border
+    guess = anchors + SHIFT + rng.uniform(-6, 6, anchors.shape).astype(np.float32)
+    refined, ncc, ok = refine_matches(img, moved, anchors, guess, window=15, search=4.3)
+    for i in range(len(anchors)):
+        best, _, offset, inside = opencv_ncc(img, moved, anchors[i], guess[i], 15, 4.3)
+        assert ncc[i] == pytest.approx(best, abs=1e-4)
+        assert ok[i] == (best >= 0.8 and inside)
+        if ok[i]:  # the integer offset plus a parabolic correction of at most half a pixel
+            assert np.abs(refined[i] - guess[i] - offset).max() <= 0.5 + 1e-4
+        else:
+            np.testing.assert_array_equal(refined[i], guess[i])
+    assert 10 < ok.sum() < len(ok)
+
+
+def test_ncc_refinement_borders_flat_and_non_finite():
+    img = smooth_texture(2)[0]
+    flat = img.copy()
+    flat[100:140, 150:190] = 77.0  # a flat square in the anchor image only
+    # templates and search areas over the left, top and bottom borders and beyond (not the
+    # top-right corner, where cv2.getRectSubPix replicates the wrong column), a flat template,
+    # non-finite input; guesses 0.4 px right of and 0.3 px above the anchors' positions
+    anchors = np.array([[0.3, 50], [-4.2, 120], [60.5, 0.4], [100, 239.6], [3, 236],
+                        [170, 120], [np.nan, 50], [80, 80]], np.float32)
+    guess = anchors + np.array([0.4, -0.3], np.float32)
+    guess[7] = [np.inf, 80]
+    refined, ncc, ok = refine_matches(flat, img, anchors, guess, window=15, search=3)
+    for i in range(6):
+        best, std, _, inside = opencv_ncc(flat, img, anchors[i], guess[i], 15, 3)
+        if std >= 1e-2:
+            assert ncc[i] == pytest.approx(best, abs=1e-4)
+        assert ok[i] == (std >= 1e-2 and best >= 0.8 and inside)
+    assert ok[:5].all()  # replicated pixels, which do not move, bias the fit a little
+    np.testing.assert_allclose(refined[:5], anchors[:5], atol=0.25)
+    assert not ok[5:].any() and (ncc[5:] == 0).all()
+    np.testing.assert_array_equal(refined[5:], guess[5:])
 
 
 def test_batches_group_equal_sizes():
