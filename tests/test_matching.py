@@ -122,11 +122,17 @@ def opencv_ncc(img0, img1, anchor, moving, window, search):
     return best, tmpl.std(), np.array([u - s, v - s]), 0 < u < 2 * s and 0 < v < 2 * s
 
 
+def shifted_guesses(seed, num, low, high, noise):
+    """`num` anchors in [low, high)^2 px and guesses of their SHIFT-ed positions, each off by
+    up to `noise` px per axis."""
+    rng = np.random.default_rng(seed)
+    anchors = rng.uniform(low, high, (num, 2)).astype(np.float32)
+    return anchors, anchors + SHIFT + rng.uniform(-noise, noise, anchors.shape).astype(np.float32)
+
+
 def test_ncc_refinement_recovers_subpixel_shift():
     img, moved = smooth_texture(0)
-    rng = np.random.default_rng(0)
-    anchors = rng.uniform(40, 200, (200, 2)).astype(np.float32)
-    guess = anchors + SHIFT + rng.uniform(-3, 3, anchors.shape).astype(np.float32)
+    anchors, guess = shifted_guesses(0, 200, 40, 200, noise=3)
     refined, ncc, ok = refine_matches(img, moved, anchors, guess, window=15, search=5)
     err = np.linalg.norm(refined - (anchors + SHIFT), axis=1)
     assert ok.mean() > 0.9 and np.median(err[ok]) < 0.1
@@ -135,10 +141,8 @@ def test_ncc_refinement_recovers_subpixel_shift():
 
 def test_ncc_refinement_agrees_with_opencv():
     img, moved = smooth_texture(1)
-    rng = np.random.default_rng(1)
-    anchors = rng.uniform(20, 220, (40, 2)).astype(np.float32)
     # guesses up to 6 px off with a 4.3 px search: some peaks fall on the search border
-    guess = anchors + SHIFT + rng.uniform(-6, 6, anchors.shape).astype(np.float32)
+    anchors, guess = shifted_guesses(1, 40, 20, 220, noise=6)
     refined, ncc, ok = refine_matches(img, moved, anchors, guess, window=15, search=4.3)
     for i in range(len(anchors)):
         best, _, offset, inside = opencv_ncc(img, moved, anchors[i], guess[i], 15, 4.3)
