@@ -8,9 +8,10 @@ with cached features (the per-pair cost when images are reused: the target, <= 0
 the whole pair from pixels. The input is two overlapping crops of a procedural image (fixed
 seed, no data needed), so the trained matcher finds and samples its full 5,000 matches:
 random noise would give none and time a sampler with nothing to do. kornia's LoFTR
-(random weights, no download) is timed on the grayscale of the same pair. Prints a table and a JSON line, with wall and process-CPU medians; the load average is
-reported because the development machines are shared: on a busy machine, time with
-`--threads 1` and read the CPU seconds (2 OpenMP threads stall badly when cores are taken).
+(random weights, no download) is timed on the grayscale of the same pair. Prints a table
+and a JSON line, with wall and process-CPU medians; the load average is reported because
+the development machines are shared: on a busy machine, time with `--threads 1` and read
+the CPU seconds (2 OpenMP threads stall badly when cores are taken).
 """
 
 import argparse

@@ -75,8 +75,9 @@ def _ncc(tmpl, area):
 def _parabola(left, centre, right):
     """Sub-sample offsets of peaks from three samples each (float32 tensors), in [-0.5, 0.5]."""
     den = left - 2 * centre + right
-    off = 0.5 * (left - right) / torch.where(den.abs() < 1e-9, 1, den)
-    return torch.where(den.abs() < 1e-9, 0, off).clamp(-0.5, 0.5)
+    level = den.abs() < 1e-9
+    off = 0.5 * (left - right) / torch.where(level, 1, den)
+    return torch.where(level, 0, off).clamp(-0.5, 0.5)
 
 
 def _search(a_win, m_win, anchors, moving, r, s):
