@@ -18,8 +18,9 @@ def add_arguments(parser):
                              "(default: EXIF focal, else a same-size camera of the model, else estimated)")
     parser.add_argument("--gps", type=Path, default=None,
                         help="CSV name,x,y,z (or with latitude/longitude header) for --pairs gps")
-    parser.add_argument("--matcher", choices=["dense", "sift"], default="dense",
-                        help="our dense matcher (default) or the OpenCV SIFT baseline")
+    parser.add_argument("--matcher", choices=["dense", "sift", "lift3d"], default="dense",
+                        help="our dense matcher (default), the OpenCV SIFT baseline, or lift3d: the query "
+                             "matched directly to 3D point descriptors lifted from the reference views")
     parser.add_argument("--weights", type=Path, default=None, help="matcher weights (default: shipped)")
     parser.add_argument("--overwrite", action="store_true", help="redo queries already in the log")
 
@@ -39,7 +40,7 @@ def run(args) -> int:
     if args.gps is not None and not args.gps.is_file():
         raise FileNotFoundError(f"{args.gps}: no such GPS file")
     net = None
-    if args.matcher == "dense" or args.pairs == "retrieval":
+    if args.matcher != "sift" or args.pairs == "retrieval":
         from recon_match.model import load_matcher
         net = load_matcher(args.weights)
     conf = {"pairs": args.pairs, "num_pairs": args.num_pairs, "matcher": args.matcher}

@@ -1,4 +1,4 @@
-"""`recon-match selftrain --video DIR --out DIR [--rounds R] [--steps-per-round N] [--init WEIGHTS] [--resume]`
+"""`recon-match selftrain --video DIR --out DIR [--rounds R] [--steps-per-round N] [--init WEIGHTS] [--resume] [--label-only]`
 
 GIM-style self-training: label nearby frames of every clip with the current model + SIFT
 (fundamental-matrix verified), propagate the labels to distant frames, train on them mixed
@@ -7,6 +7,7 @@ with the synthetic mixture, and repeat with the new model. Resumable; Ctrl-C sav
 
 import json
 import logging
+from pathlib import Path
 
 import torch
 
@@ -25,6 +26,18 @@ def add_arguments(parser):
     parser.add_argument("--real-weight", type=float, help="share of training batches from the video labels")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--label-only", action="store_true",
+                        help="only label the clips into OUT/labels with --init (resumable), for the "
+                             "`real` block of a `recon-match train` config")
+
+
+def label_only(args, conf):
+    from recon_match.selftrain.loop import initial_model
+    from recon_match.selftrain.store import label_videos
+
+    model = initial_model(args.init, conf.get("seed", 0))
+    return label_videos(args.video, Path(args.out) / "labels", model, conf.get("labelling", {}),
+                        clips=conf.get("clips"), max_frames=conf.get("max_frames"))
 
 
 def run(args):
@@ -40,6 +53,11 @@ def run(args):
             conf[key] = value
     if args.real_weight is not None:
         conf["real"] = {**conf.get("real", {}), "weight": args.real_weight}
+    if args.label_only:
+        stats = label_only(args, conf)
+        logger.info("labels in %s/labels: %s", args.out, json.dumps(
+            {k: sum(s[k] for s in stats.values()) for k in next(iter(stats.values()))}))
+        return 0
     rounds = SelfTraining(args.video, args.out, conf, init=args.init, resume=args.resume).run()
     for r in rounds:
         logger.info("round %s", json.dumps(r))

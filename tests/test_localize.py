@@ -224,3 +224,71 @@ def test_dense_localizer_recovers_aerial_queries(aerial, tmp_path):
     errs = _errors(log, gt_q, [n for n in names if log[n]["localized"]])
     good = sum(dt < 0.5 and dr < 5 for dt, dr in errs.values())
     assert good >= 0.9 * len(names), (good, len(names), errs)
+
+
+# --------------------------------------------------------------------- Lift3D (query to 3D points)
+def _plane_map(tmp_path, shifts=(0, 24), depth=10.0, f=500.0):
+    """A textured fronto-parallel plane at z = `depth` seen by cameras translated along x so the
+    image moves by `shifts` px: exact views (crops of one texture) and a hand-built model whose
+    3D points are observed in every reference image."""
+    from recon_match.data.sources import procedural_image
+    tex = procedural_image(np.random.default_rng(5), 480, 640 + 64, kind="dead_leaves")
+    images = tmp_path / "images"
+    images.mkdir()
+    rec = pycolmap.Reconstruction()
+    rec.add_camera_with_trivial_rig(pycolmap.Camera(model="PINHOLE", width=640, height=480,
+                                                    params=[f, f, 320, 240], camera_id=1))
+    us, vs = np.meshgrid(np.arange(80, 560, 8.0), np.arange(40, 440, 8.0))
+    uv = np.stack([us.ravel(), vs.ravel()], 1)  # pixel centres in the shift-0 view
+    for k, s in enumerate(shifts, 1):
+        Image.fromarray(tex[:, s:s + 640]).save(images / f"ref{k}.png")
+        im = pycolmap.Image(name=f"ref{k}.png", camera_id=1, image_id=k)
+        im.points2D = pycolmap.Point2DList([pycolmap.Point2D(p + [0.5 - s, 0.5]) for p in uv])
+        rec.add_image_with_trivial_frame(im, pycolmap.Rigid3d(pycolmap.Rotation3d(), [-s * depth / f, 0, 0]))
+    xyz = np.concatenate([(uv - [319.5, 239.5]) * depth / f, np.full((len(uv), 1), depth)], 1)
+    for i, p in enumerate(xyz):
+        track = pycolmap.Track()
+        for k in range(1, len(shifts) + 1):
+            track.add_element(k, i)
+        pid = rec.add_point3D(p, track)
+        for k in range(1, len(shifts) + 1):
+            rec.image(k).set_point3D_for_point2D(i, pid)
+    (tmp_path / "model").mkdir()
+    rec.write(str(tmp_path / "model"))
+    return tex, rec
+
+
+def test_lift3d_descriptors_are_view_means_and_localize_a_new_view(tmp_path):
+    from recon_match.data.sources import procedural_image
+    from recon_match.coords import rescale
+    from recon_match.localization.lift3d import Lift3DQueryMatcher, sample_features
+    from recon_match.model import load_matcher
+    tex, rec = _plane_map(tmp_path)
+    net = load_matcher(device="cpu")
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    Image.fromarray(tex[:, 12:652]).save(queries / "between.png")  # camera at x = 12 px * 10 / 500
+    Image.fromarray(procedural_image(np.random.default_rng(9), 480, 640, kind="dead_leaves")).save(
+        queries / "unrelated.png")
+
+    matcher = Lift3DQueryMatcher(net, ReferenceMap.read(tmp_path / "model"), tmp_path / "images")
+    pts = matcher.points
+    assert len(pts.ids) == len(rec.points3D)
+    pid = int(pts.ids[7])  # one point: the normalised mean of its two views' sampled features
+    views = []
+    for name in ("ref1.png", "ref2.png"):
+        xy, ids = matcher.refmap.observations(name)
+        ref = matcher.prepare(matcher.refs.read(name))
+        views.append(sample_features(ref["feats"]["mid"], rescale(xy[ids == pid], ref["scale"]), 8)[0])
+    mean = (views[0] + views[1]) / (views[0] + views[1]).norm()
+    np.testing.assert_allclose(pts.desc["mid"][pts.rows([pid])[0]].numpy(), mean.numpy(), atol=1e-5)
+
+    cams = {n: rec.cameras[1] for n in ("between.png", "unrelated.png")}
+    log = main({"matcher": "lift3d", "pairs": "retrieval", "num_pairs": 2}, tmp_path / "model", queries,
+               tmp_path / "out", image_dir=tmp_path / "images", cameras=cams, net=net)
+    ok = log["between.png"]
+    assert ok["localized"], ok
+    T = pycolmap.Rigid3d(pycolmap.Rotation3d(np.array([*ok["qvec"][1:], ok["qvec"][0]])), np.array(ok["tvec"]))
+    dt, dr = pose_error(T, pycolmap.Rigid3d(pycolmap.Rotation3d(), [-12 * 10 / 500, 0, 0]))
+    assert dt < 0.05 and dr < 0.5, (dt, dr, ok)  # 1 px of image shift = 0.02 units here
+    assert not log["unrelated.png"]["localized"] and "qvec" not in log["unrelated.png"]

@@ -298,3 +298,18 @@ def test_trainer_trains_on_pseudo_labels(tmp_path, weight):
     assert trainer.train(max_steps=2) == 2
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert len(log) == 3 and all(np.isfinite(float(x)) for x in log[-1].split(",")[4:])
+
+
+def test_label_only_cli_writes_labels_and_no_training_run(tmp_path):
+    from pipelines.cli import main
+    video = tmp_path / "video"
+    write_clip(video / "c", 5, seed=3)
+    conf = tmp_path / "conf.json"
+    conf.write_text('{"labelling": {"label": {"gaps": [1, 2], "max_size": 128, "model_matches": 200},'
+                    ' "propagate": {"min_gap": 4}}}')
+    out = tmp_path / "st"
+    assert main(["selftrain", "--video", str(video), "--out", str(out), "--label-only",
+                 "--config", str(conf)]) == 0
+    labels = read_clip(out / "labels" / "c.npz")
+    assert (labels["kind"] == 1).any() and len(labels["kp0"]) > 100
+    assert sorted(p.name for p in out.iterdir()) == ["labels"]  # no rounds, no trainer folder

@@ -1,4 +1,5 @@
-"""Localization benchmark: our dense matcher vs OpenCV SIFT, same maps, same pose solver.
+"""Localization benchmark: our dense matcher (pairwise, and Lift3D: query to lifted 3D point
+descriptors) vs OpenCV SIFT, same maps, same pose solver.
 
 Datasets
 - `aerial` (sample scene): the grid-flight references with their GT poses form the map,
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_SCENES = ROOT.parent / "shared" / "data" / "scenes"
 THRESHOLDS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))  # (metres, degrees)
-METHODS = {"recon-match": "dense", "opencv_sift": "sift"}
+METHODS = {"recon-match": "dense", "recon-match-lift3d": "lift3d", "opencv_sift": "sift"}
 STYLES = ("none", "thermal", "night")
 
 

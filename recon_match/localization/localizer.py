@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..fileio import atomic_path, safe_name
 from ..imageio import ImageError, list_images, read_image
 from .camera import parse_camera, query_camera
+from .lift3d import Lift3DQueryMatcher
 from .matchers import DenseQueryMatcher, SiftQueryMatcher
 from ..config import merge_conf
 from .pose import aggregate, default_pose_conf, estimate_pose
@@ -27,11 +28,14 @@ from .selection import GpsSelector, RetrievalSelector, read_positions, reference
 
 logger = logging.getLogger(__name__)
 
+MATCHERS = ("dense", "sift", "lift3d")
+
 default_conf = {
     "pairs": "retrieval",   # "retrieval" | "gps"
     "num_pairs": 10,        # references matched per query
-    "matcher": "dense",     # "dense" | "sift"
+    "matcher": "dense",     # "dense" | "sift" | "lift3d" (query matched to lifted 3D point descriptors)
     "dense": {},            # DenseQueryMatcher.default_conf overrides
+    "lift3d": {},           # Lift3DQueryMatcher.default_conf overrides
     "sift": {},             # SiftQueryMatcher.default_conf overrides
     "pose": {},             # pose.default_pose_conf overrides
 }
@@ -61,6 +65,8 @@ def read_log(out_dir: Path) -> dict:
 def _build_matcher(conf, refmap, image_dir, net):
     if conf["matcher"] == "sift":
         return SiftQueryMatcher(refmap, image_dir, conf["sift"])
+    if conf["matcher"] == "lift3d":
+        return Lift3DQueryMatcher(net, refmap, image_dir, conf["lift3d"])
     return DenseQueryMatcher(net, refmap, image_dir, conf["dense"])
 
 
@@ -141,8 +147,8 @@ def main(conf, model_dir, query_dir, out_dir, image_dir=None, queries=None, came
     conf = merge_conf(default_conf, conf, "localization")
     if conf["pairs"] not in ("retrieval", "gps"):
         raise ValueError(f"pairs must be 'retrieval' or 'gps', not {conf['pairs']!r}")
-    if conf["matcher"] not in ("dense", "sift"):
-        raise ValueError(f"matcher must be 'dense' or 'sift', not {conf['matcher']!r}")
+    if conf["matcher"] not in MATCHERS:
+        raise ValueError(f"matcher must be one of {MATCHERS}, not {conf['matcher']!r}")
     conf["pose"] = merge_conf(default_pose_conf, conf["pose"], "pose")
     refmap = ReferenceMap.read(model_dir)
     image_dir = Path(image_dir) if image_dir else find_image_dir(model_dir)
@@ -157,7 +163,7 @@ def main(conf, model_dir, query_dir, out_dir, image_dir=None, queries=None, came
     if not todo:
         write_outputs(out_dir, log)
         return log
-    if net is None and (conf["matcher"] == "dense" or conf["pairs"] == "retrieval"):
+    if net is None and (conf["matcher"] != "sift" or conf["pairs"] == "retrieval"):
         from ..model import load_matcher
         net = load_matcher()
     matcher = _build_matcher(conf, refmap, image_dir, net)
