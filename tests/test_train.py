@@ -24,9 +24,11 @@ def _batch(n=2, size=(48, 64), seed=0):
     return torch.utils.data.default_collate([ds[i] for i in range(n)])
 
 
-def test_losses_decrease_on_a_fixed_batch():
+@pytest.mark.parametrize("bf16", [False, True])
+def test_losses_decrease_on_a_fixed_batch(bf16):
     torch.manual_seed(0)
     model = DenseMatcher()
+    model.backbone_bf16 = bf16
     batch = _batch(size=(64, 96))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     totals = []
@@ -39,6 +41,24 @@ def test_losses_decrease_on_a_fixed_batch():
         opt.step()
         totals.append(float(losses["total"].detach().mean()))
     assert sum(totals[-3:]) / 3 < 0.8 * totals[0], totals
+
+
+def test_bf16_backbone_gives_fp32_features_close_to_fp32(tmp_path):
+    torch.manual_seed(0)
+    model = DenseMatcher().eval()
+    images = _batch(size=(64, 96))["image0"]
+    with torch.no_grad():
+        ref = model.extract(images)
+        model.backbone_bf16 = True
+        low = model.extract(images)
+    for k in ("fine", "mid", "coarse"):
+        assert low[k].dtype == torch.float32
+        err = (low[k] - ref[k]).norm() / ref[k].norm()
+        assert 0 < err < 0.03, (k, float(err))  # bfloat16 really ran, and stayed close
+    trainer = Trainer(tmp_path / "run", {**TINY, "backbone_bf16": True})
+    assert trainer.net.backbone_bf16
+    trainer.validate()  # in fp32 (comparable with fp32 runs), then back to the training setting
+    assert trainer.net.backbone_bf16 and trainer.train(max_steps=2) == 2
 
 
 def test_metrics_of_perfect_and_shifted_warps():

@@ -88,6 +88,7 @@ class Trainer:
             self.conf = make_conf(conf)
         torch.manual_seed(self.conf["seed"])
         self.net = DenseMatcher(self.conf["model"]).to(self.device)
+        self.net.backbone_bf16 = self.conf["backbone_bf16"]
         self.model = self.net
         if ddp:
             self.model = torch.nn.parallel.DistributedDataParallel(
@@ -157,8 +158,10 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self):
-        """Run the model on the validation set -> {group: {metric: value}}."""
+        """Run the model on the validation set -> {group: {metric: value}}, in fp32 (as the
+        shipped weights run) whatever the training precision."""
         self.net.eval()
+        self.net.backbone_bf16 = False
         items, bs = self.validation_set(), self.conf["batch_size"]
         meter = ValidationMeter(self._held_out)
         for i in range(0, len(items), bs):
@@ -166,6 +169,7 @@ class Trainer:
             batch = to_device(batch, self.device)
             meter.update(self.net(batch), batch)
         self.net.train()
+        self.net.backbone_bf16 = self.conf["backbone_bf16"]
         return meter.summary()
 
     def _record_validation(self, summary):
