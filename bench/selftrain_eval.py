@@ -1,7 +1,10 @@
 """Before/after self-training, side by side in one run.
 
-    python -m bench.selftrain_eval --before W0.pt --after W1.pt [--out outputs/selftrain_eval]
-        [--sections quality pairs homography synthetic] [--max-pairs 6] [--synthetic-pairs 6]
+    python -m bench.selftrain_eval --before W0.pt --after W1.pt [--control W2.pt] [--out outputs/selftrain_eval]
+        [--sections quality pairs homography synthetic sfm] [--max-pairs 6] [--synthetic-pairs 6]
+
+`--control`: weights trained as long from `before` on the synthetic mixture alone, so that
+what self-training adds can be told apart from what more training steps add.
 
 Sections (each reuses `recon_match.evaluation.suites`, so the numbers are the suites'):
 - quality: label precision at 1/3/5 px and labels per pair of the labelling on a rendered
@@ -9,7 +12,8 @@ Sections (each reuses `recon_match.evaluation.suites`, so the numbers are the su
   with SIFT alone and with each model + SIFT;
 - pairs: relative pose AUC@5/10/20 on pairs of the GT scenes under data/scenes;
 - homography: EVD AUC@3/5/10 px and success;
-- synthetic: the held-out synthetic validation (PCK@1/3/5 on covisible pixels).
+- synthetic: the held-out synthetic validation (PCK@1/3/5 on covisible pixels);
+- sfm: dense SfM (the main job) of the GT scenes under data/scenes, COLMAP SIFT once beside.
 OpenCV SIFT rows are computed once as the reference. Prints tables, writes OUT/results.json.
 """
 
@@ -21,14 +25,18 @@ from pathlib import Path
 
 import torch
 
-from recon_match.evaluation.suites import homography, pairs, synthetic
+from recon_match.evaluation.suites import homography, pairs, scenes, synthetic
 from recon_match.evaluation.suites.base import (
+    COLMAP_SIFT,
     DEFAULT_DATA_ROOT,
     OPENCV_SIFT,
     OURS,
     Context,
     SuiteSkipped,
+    image_dir,
+    scene_folders,
 )
+from recon_match.imageio import list_images
 from recon_match.evaluation.suites.matchers import DensePairMatcher, SiftPairMatcher
 from recon_match.fileio import atomic_path
 from recon_match.model import load_matcher
@@ -97,12 +105,30 @@ def synthetic_section(models, args):
     return out
 
 
+def sfm_section(models, args):
+    ctx = Context(out=args.out / "work", data_root=args.data_root, scenes_root=None)
+    found = [(name, folder) for name, folder, _ in scene_folders(ctx, need_gt=True)]
+    if not found:
+        raise SuiteSkipped(f"no GT scenes under {args.data_root}/scenes")
+    conf, out = dict(scenes.default_conf), {}
+    for name, folder in found:
+        images, work = image_dir(folder), args.out / "work" / "sfm" / name
+        names, gt = list_images(images), folder / "gt"
+        out[name] = {COLMAP_SIFT: scenes.run_sift(ctx, images, names, gt, work / "sift", conf)}
+        for tag, model in models.items():
+            run_ctx = Context(out=ctx.out, data_root=args.data_root, scenes_root=None, _model=model)
+            out[name][tag] = scenes.run_dense(run_ctx, images, names, gt, work / tag, conf)
+    return out
+
+
 SECTIONS = {"quality": quality_section, "pairs": pairs_section, "homography": homography_section,
-            "synthetic": synthetic_section}
+            "synthetic": synthetic_section, "sfm": sfm_section}
 COLUMNS = {"quality": ["pairs", "labels_per_pair", "p@1", "p@3", "p@5"],
            "pairs": ["auc@5", "auc@10", "auc@20", "matches", "pairs"],
            "homography": ["auc@3px", "auc@5px", "auc@10px", "success", "matches"],
-           "synthetic": ["pairs", "epe", "pck1", "pck3", "pck5", "match_precision"]}
+           "synthetic": ["pairs", "epe", "pck1", "pck3", "pck5", "match_precision"],
+           "sfm": ["registered", "images", "auc@1", "auc@5", "auc@10", "median_rot_deg", "points3D",
+                   "track_length", "seconds"]}
 
 
 def print_table(section, result):
@@ -130,6 +156,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--before", required=True, help="weights before self-training")
     p.add_argument("--after", required=True, help="weights after self-training")
+    p.add_argument("--control", help="weights trained as long on the synthetic mixture alone")
     p.add_argument("--out", type=Path, default=ROOT / "outputs" / "selftrain_eval")
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
@@ -142,8 +169,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
-    models = {"before": load_matcher(args.before, "cpu"), "after": load_matcher(args.after, "cpu")}
-    doc = {"before": str(args.before), "after": str(args.after), "sections": {}, "seconds": {}}
+    paths = {"before": args.before, "after": args.after, "control": args.control}
+    models = {tag: load_matcher(path, "cpu") for tag, path in paths.items() if path}
+    doc = {**{tag: str(path) for tag, path in paths.items() if path}, "sections": {}, "seconds": {}}
     for name in args.sections:
         t0 = time.time()
         try:
