@@ -39,6 +39,8 @@ def add_arguments(parser):
                         help="one shared camera, one per image, or auto (shared if sizes and EXIF agree)")
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
     parser.add_argument("--mapper", choices=MAPPERS, default="incremental")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="dense matcher weights or training checkpoint (default: the shipped weights)")
     parser.add_argument("--overwrite", action="store_true", help="redo a complete output folder")
     parser.add_argument("--no-viz", action="store_true",
                         help="do not render OUT/reconstruction.png and OUT/report.md")
@@ -61,16 +63,18 @@ def dense_matches(args, names):
     """Pairs + dense matching into OUT; returns (features, matches, pairs, timings)."""
     try:
         from recon_match import matching, pairs
+        from recon_match.model import load_matcher
     except ImportError as e:
         raise RuntimeError(f"the dense matcher is not available ({e}); use --matcher sift") from e
+    model = load_matcher(args.weights)  # one network for retrieval pairs and matching
     t0 = time.time()
     pairs_path = pairs.main(args.images, args.out / "pairs.txt", method=args.pairs,
-                            num_pairs=args.num_pairs, image_list=names)
+                            num_pairs=args.num_pairs, image_list=names, model=model)
     t1 = time.time()
     conf = {"resize": args.resize} if args.resize else {}
     kwargs = {"max_kps": args.max_kps} if args.max_kps else {}
     features, matches = matching.main(conf, pairs_path, args.images, args.out,
-                                      overwrite=args.overwrite, **kwargs)
+                                      overwrite=args.overwrite, model=model, **kwargs)
     return features, matches, pairs_path, {"pairs": t1 - t0, "matching": time.time() - t1}
 
 

@@ -261,6 +261,9 @@ def case_bad_checkpoints(tmp, caplog):
                       ("foreign.pt", "not a recon-match")):
         cli_fails(["match", images, "--pairs", tmp / "pairs.txt", "--out", tmp / "o",
                    "--weights", tmp / ckpt, "--device", "cpu"], caplog, ckpt, why)
+        cli_fails(["sfm", images, "--out", tmp / "s", "--weights", tmp / ckpt], caplog, ckpt, why)
+    cli_fails(["sfm", images, "--out", tmp / "s", "--weights", tmp / "none.pt"], caplog, "none.pt", "not found")
+    assert not (tmp / "s" / "stats.json").exists()
     run = tmp / "run"
     run.mkdir()
     (run / "checkpoint_last.pt").write_bytes(b"\0" * 100)
