@@ -22,6 +22,9 @@ def add_arguments(parser):
                         help="skip the full-resolution NCC refinement")
     parser.add_argument("--weights", type=Path, help="matcher weights (default: shipped)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--rotation-search", action="store_true",
+                        help="pairs with few matches are matched again with the second image turned by "
+                             "90/180/270 degrees (drone strips that reverse heading)")
     parser.add_argument("--overwrite", action="store_true", help="recompute everything")
 
 
@@ -34,6 +37,8 @@ def run(args) -> int:
             conf[key] = value
     if args.no_refine:
         conf["refine"] = False
+    if args.rotation_search:
+        conf["rotation_search_below"] = matching.ROTATION_SEARCH_BELOW
     matching.main(conf, args.pairs, args.images, args.out,
                   features=args.out / "features.h5", matches=args.out / "matches.h5",
                   max_kps=args.max_kps or None, overwrite=args.overwrite)

@@ -39,6 +39,10 @@ def add_arguments(parser):
                         help="one shared camera, one per image, or auto (shared if sizes and EXIF agree)")
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
     parser.add_argument("--mapper", choices=MAPPERS, default="incremental")
+    parser.add_argument("--rotation-search", choices=("auto", "on", "off"), default="auto",
+                        help="dense: match pairs with few matches again with the second image turned by "
+                             "90/180/270 degrees; auto = on for --pairs gps and sequential (drone strips "
+                             "reverse heading), off for exhaustive and retrieval (cost)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="dense matcher weights or training checkpoint (default: the shipped weights)")
     parser.add_argument("--overwrite", action="store_true", help="redo a complete output folder")
@@ -72,6 +76,9 @@ def dense_matches(args, names):
                             num_pairs=args.num_pairs, image_list=names, model=model)
     t1 = time.time()
     conf = {"resize": args.resize} if args.resize else {}
+    search = args.rotation_search == "on" or (args.rotation_search == "auto" and args.pairs in ("gps", "sequential"))
+    if search:
+        conf["rotation_search_below"] = matching.ROTATION_SEARCH_BELOW
     kwargs = {"max_kps": args.max_kps} if args.max_kps else {}
     features, matches = matching.main(conf, pairs_path, args.images, args.out,
                                       overwrite=args.overwrite, model=model, **kwargs)

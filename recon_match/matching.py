@@ -58,6 +58,10 @@ default_conf = {
     "refine_window": 21,       # template side, full-resolution px (odd)
     "refine_search": 2.0,      # search radius, network px (times the resize factor, >= 2 px)
     "refine_min_ncc": 0.8,     # below: the match is dropped (weak texture / distortion)
+    # pairs with fewer matches are matched again with image1 turned by 90, 180 and 270 degrees
+    # and keep the turn with the most matches (drone strips reverse heading; the network is
+    # trained for in-plane rotations up to +-60 degrees); 0 = never
+    "rotation_search_below": 0,
     # network px; finer than hloc's 8 / 2 px: anchors are exact, so cells need not merge
     # them, and snapping refined matches by more would undo the refinement (see README)
     "quantize": {"cell_size": 1.0, "max_error": 0.5, "position": "mean"},
@@ -67,6 +71,8 @@ default_conf = {
     "shard_size": 256,         # pairs per raw-match shard (a kill loses < 1 pair)
     "device": None,            # None: CUDA when available, else CPU
 }
+
+ROTATION_SEARCH_BELOW = 200  # matches: the threshold that the CLIs' --rotation-search turns on
 
 _NOT_IN_FINGERPRINT = ("quantize", "output", "feature_cache_mb", "image_cache_mb", "num_workers",
                        "shard_size", "device", "batch_size")
@@ -121,6 +127,26 @@ class LRU:
                 self.bytes -= self.nbytes(self.data.popitem(last=False)[1])
 
 
+def rotate_image(image: dict, k: int) -> dict:
+    """An image dict of `load_for_network` turned counter-clockwise by k * 90 degrees."""
+    odd = k % 2 == 1
+    out = {"image": torch.rot90(image["image"], k, dims=(-2, -1)).contiguous(),
+           "size": image["size"][::-1] if odd else image["size"],
+           "scale": image["scale"][::-1] if odd else image["scale"]}
+    if "gray" in image:
+        out["gray"] = np.ascontiguousarray(np.rot90(image["gray"], k))
+    return out
+
+
+def unrotate_points(xy: np.ndarray, k: int, size) -> np.ndarray:
+    """Pixel-centre points of an image turned by `rotate_image(., k)` back into the original
+    image of `size` (W, H)."""
+    w, h = size
+    x, y = xy[:, 0], xy[:, 1]
+    back = {1: (w - 1 - y, x), 2: (w - 1 - x, h - 1 - y), 3: (y, h - 1 - x)}[k % 4] if k % 4 else (x, y)
+    return np.stack(back, 1).astype(xy.dtype)
+
+
 def oriented_size(path) -> tuple[int, int]:
     """(W, H) after EXIF orientation, from the header only."""
     try:
@@ -170,21 +196,37 @@ class Engine:
             self.features.put(name, f)
         return f
 
-    def _stack(self, names, images):
-        fs = [self.feats(n, images[n]) for n in names]
+    def _stack(self, items):
+        """Batched features of [(cache key, image dict)] (images of equal size)."""
+        fs = [self.feats(key, image) for key, image in items]
         out = {k: torch.cat([f[k] for f in fs]) for k in fs[0]}
-        h, w = images[names[0]]["image"].shape[-2:]
+        h, w = items[0][1]["image"].shape[-2:]
         out["size"] = torch.tensor([h, w])
         return out
 
     @torch.no_grad()
     def match_batch(self, batch_pairs, images):
         """Raw matches in original pixels for a list of (name0, name1) of equal sizes."""
-        f0 = self._stack([p[0] for p in batch_pairs], images)
-        f1 = self._stack([p[1] for p in batch_pairs], images)
+        f0 = self._stack([(p[0], images[p[0]]) for p in batch_pairs])
+        f1 = self._stack([(p[1], images[p[1]]) for p in batch_pairs])
         samples = self.sample(self.model.match(f0, f1))
-        return [self.to_original(s, images[n0], images[n1])
-                for s, (n0, n1) in zip(samples, batch_pairs)]
+        results = [self.to_original(s, images[n0], images[n1])
+                   for s, (n0, n1) in zip(samples, batch_pairs)]
+        below = self.conf["rotation_search_below"]
+        return [self.rotation_search(res, images[n0], n0, images[n1], n1) if len(res["scores"]) < below
+                else res for res, (n0, n1) in zip(results, batch_pairs)]
+
+    def rotation_search(self, best, im0, n0, im1, n1):
+        """The result with the most matches among `best` (image1 upright) and image1 turned by
+        k * 90 degrees, k = 1, 2, 3; keypoints1 always in image1's own frame."""
+        f0 = self._stack([(n0, im0)])
+        for k in (1, 2, 3):
+            turned = rotate_image(im1, k)
+            s = self.sample(self.model.match(f0, self._stack([((n1, k), turned)])))[0]
+            res = self.to_original(s, im0, turned)
+            if len(res["scores"]) > len(best["scores"]):
+                best = {**res, "keypoints1": unrotate_points(res["keypoints1"], k, im1["size"])}
+        return best
 
     def sample(self, out):
         """Sparse matches (network pixels) per batch item of a model output."""
