@@ -3,7 +3,7 @@
 Every folder with images (NAME/images or NAME/mapping) under the sample scenes and
 data_root/scenes is reconstructed twice through `recon_match.sfm.reconstruct`: from our
 dense matches (pairs -> `recon_match.matching` -> import + verification -> mapping) and
-from COLMAP's own SIFT extraction and exhaustive matching. With NAME/gt, the relative pose
+from COLMAP's own SIFT extraction and exhaustive matching (dense pairs: `pairing`). With NAME/gt, the relative pose
 AUC@1/3/5/10 degrees over all image pairs (unregistered = failure) and the median rotation
 error after alignment come from `recon_match.evaluation.evaluate`.
 """
@@ -14,6 +14,7 @@ import time
 from ... import matching
 from ... import pairs as pair_selection
 from ...imageio import list_images
+from ...pairs.spatial import read_exif_gps
 from ...sfm import read_stats, reconstruct
 from .base import COLMAP_SIFT, OURS, SuiteSkipped, image_dir, scene_folders
 
@@ -24,8 +25,8 @@ COLUMNS = ["registered", "images", "auc@1", "auc@3", "auc@5", "auc@10", "median_
 PLOT = (["auc@5"], "pose AUC@5° (%)")
 
 default_conf = {
-    "exhaustive_max": 12,       # more images than this: retrieval pairs
-    "num_pairs": 8,             # retrieval pairs per image
+    "exhaustive_max": 12,       # more images than this: GPS pairs (all EXIF GPS) or retrieval
+    "num_pairs": 8,             # GPS / retrieval pairs per image
     "quick_max_images": 6,      # quick mode: the first images of each sample scene
     "dense": {"resize": 640},   # matching options (recon_match.matching.default_conf)
     "max_kps": 8192,
@@ -43,13 +44,24 @@ def _metrics(stats: dict) -> dict:
             "reproj_error": stats["mean_reprojection_error"], "seconds": stats["seconds"]}
 
 
+def pairing(images, names, conf) -> str:
+    """Exhaustive for small scenes; else GPS neighbours when every image has EXIF GPS (drone
+    sets, as `recon-match sfm --pairs gps`), else retrieval."""
+    if len(names) <= conf["exhaustive_max"]:
+        return "exhaustive"
+    return "gps" if all(read_exif_gps(images / n) for n in names) else "retrieval"
+
+
 def run_dense(ctx, images, names, gt, out, conf) -> dict:
     t0 = time.time()
-    method = "exhaustive" if len(names) <= conf["exhaustive_max"] else "retrieval"
+    method = pairing(images, names, conf)
     pairs = pair_selection.main(images, out / "pairs.txt", method=method,
                                 num_pairs=conf["num_pairs"], image_list=names, model=ctx.model)
     t1 = time.time()
-    features, matches = matching.main(conf["dense"], pairs, images, out, model=ctx.model,
+    dense = dict(conf["dense"])
+    if method == "gps":  # as `recon-match sfm --rotation-search auto`: strips reverse heading
+        dense["rotation_search_below"] = matching.ROTATION_SEARCH_BELOW
+    features, matches = matching.main(dense, pairs, images, out, model=ctx.model,
                                       max_kps=conf["max_kps"], overwrite=not ctx.resume)
     timings = {"pairs": t1 - t0, "matching": time.time() - t1}
     reconstruct(images, out, features, matches, pairs, gt=gt, image_list=names,
