@@ -41,8 +41,8 @@ def add_arguments(parser):
     parser.add_argument("--mapper", choices=MAPPERS, default="incremental")
     parser.add_argument("--rotation-search", choices=("auto", "on", "off"), default="auto",
                         help="dense: match pairs with few matches again with the second image turned by "
-                             "90/180/270 degrees; auto = on for --pairs gps and sequential (drone strips "
-                             "reverse heading), off for exhaustive and retrieval (cost)")
+                             "90/180/270 degrees (drone strips reverse heading); auto = on unless --pairs "
+                             "exhaustive (where most weak pairs do not overlap at all: 4x the cost for nothing)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="dense matcher weights or training checkpoint (default: the shipped weights)")
     parser.add_argument("--overwrite", action="store_true", help="redo a complete output folder")
@@ -76,7 +76,7 @@ def dense_matches(args, names):
                             num_pairs=args.num_pairs, image_list=names, model=model)
     t1 = time.time()
     conf = {"resize": args.resize} if args.resize else {}
-    search = args.rotation_search == "on" or (args.rotation_search == "auto" and args.pairs in ("gps", "sequential"))
+    search = args.rotation_search == "on" or (args.rotation_search == "auto" and args.pairs != "exhaustive")
     if search:
         conf["rotation_search_below"] = matching.ROTATION_SEARCH_BELOW
     kwargs = {"max_kps": args.max_kps} if args.max_kps else {}

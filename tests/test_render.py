@@ -108,6 +108,9 @@ def test_object_sample_scene_files_and_views():
         assert z - 3.0 < depth[int(round(y)), int(round(x))] < z + 0.05, image.name
         gray = read_image(root / "images" / image.name, grayscale=True).astype(np.float32)
         assert gray.std() > 20, image.name  # textured
+        # EXIF as a camera writes it: COLMAP's focal prior within 1 % of the true focal length
+        prior = pycolmap.infer_camera_from_image(root / "images" / image.name, pycolmap.ImageReaderOptions())
+        assert prior.has_prior_focal_length and abs(prior.mean_focal_length() / K[0, 0] - 1) < 0.01
     blocks = gray[: 480 // 32 * 32, : 640 // 32 * 32].reshape(15, 32, 20, 32).std(axis=(1, 3))
     assert (blocks < 4).any()  # some weakly textured region (plaster, painted kiosk, sky)
 

@@ -17,9 +17,20 @@ from .shading import render_view
 
 logger = logging.getLogger(__name__)
 
-RENDER_VERSION = 2  # bump when the renderer's output changes, so caches re-render
+RENDER_VERSION = 3  # bump when the renderer's output changes, so caches re-render
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "sample_scenes"
 JPEG_QUALITY = 92
+FILM_DIAGONAL_MM = 43.2666  # of 36 x 24 mm film: COLMAP converts FocalLengthIn35mmFilm with it
+
+
+def camera_exif(K, width, height) -> Image.Exif:
+    """EXIF of a rendered view as a camera writes it: make, model and the 35 mm-equivalent
+    focal length, from which COLMAP/pycolmap take their focal prior (f = 500 px at 640 x 480
+    -> 27 mm -> 499.2 px; without it they guess 1.2 * 640 = 768 px)."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "recon-match", "sample-scene renderer"
+    exif.get_ifd(0x8769)[0xA405] = int(round(K[0, 0] * FILM_DIAGONAL_MM / np.hypot(width, height)))
+    return exif
 
 
 def write_colmap_text(out_dir, views, width, height):
@@ -59,7 +70,8 @@ def render_views(scene, views, out_dir, width, height, *, images="images", gt="g
     for i, (name, K, T) in enumerate(tqdm(views, desc=desc, unit="view", leave=False)):
         img, dep = render_view(scene, K, T, height, width, supersample=supersample,
                                noise_seed=seed * 100003 + i)
-        Image.fromarray(img).save(out_dir / images / name, quality=JPEG_QUALITY)
+        Image.fromarray(img).save(out_dir / images / name, quality=JPEG_QUALITY,
+                                  exif=camera_exif(K, width, height))
         np.save(out_dir / depth / f"{Path(name).stem}.npy", dep)
     write_colmap_text(out_dir / gt, views, width, height)
     return (time.perf_counter() - start) / max(len(views), 1)

@@ -59,7 +59,7 @@ def run_dense(ctx, images, names, gt, out, conf) -> dict:
                                 num_pairs=conf["num_pairs"], image_list=names, model=ctx.model)
     t1 = time.time()
     dense = dict(conf["dense"])
-    if method == "gps":  # as `recon-match sfm --rotation-search auto`: strips reverse heading
+    if method != "exhaustive":  # as `recon-match sfm --rotation-search auto`
         dense["rotation_search_below"] = matching.ROTATION_SEARCH_BELOW
     features, matches = matching.main(dense, pairs, images, out, model=ctx.model,
                                       max_kps=conf["max_kps"], overwrite=not ctx.resume)
