@@ -1,10 +1,12 @@
 """Before/after self-training, side by side in one run.
 
-    python -m bench.selftrain_eval --before W0.pt --after W1.pt [--control W2.pt] [--out outputs/selftrain_eval]
-        [--sections quality pairs homography synthetic sfm] [--max-pairs 6] [--synthetic-pairs 6]
+    python -m bench.selftrain_eval --before W0.pt --after W1.pt [--also control=W2.pt ...]
+        [--out outputs/selftrain_eval] [--sections quality pairs homography synthetic sfm]
+        [--max-pairs 6] [--synthetic-pairs 6]
 
-`--control`: weights trained as long from `before` on the synthetic mixture alone, so that
-what self-training adds can be told apart from what more training steps add.
+`--also NAME=W.pt`: more weights in the same tables, e.g. a control trained as long from
+`before` on the synthetic mixture alone, so that what self-training adds can be told apart
+from what more training steps add.
 
 Sections (each reuses `recon_match.evaluation.suites`, so the numbers are the suites'):
 - quality: label precision at 1/3/5 px and labels per pair of the labelling on a rendered
@@ -156,7 +158,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--before", required=True, help="weights before self-training")
     p.add_argument("--after", required=True, help="weights after self-training")
-    p.add_argument("--control", help="weights trained as long on the synthetic mixture alone")
+    p.add_argument("--also", nargs="+", default=[], metavar="NAME=W.pt",
+                   help="more weights side by side (e.g. control=W.pt trained on synthetic pairs alone)")
     p.add_argument("--out", type=Path, default=ROOT / "outputs" / "selftrain_eval")
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
@@ -169,9 +172,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
-    paths = {"before": args.before, "after": args.after, "control": args.control}
-    models = {tag: load_matcher(path, "cpu") for tag, path in paths.items() if path}
-    doc = {**{tag: str(path) for tag, path in paths.items() if path}, "sections": {}, "seconds": {}}
+    paths = {"before": args.before, "after": args.after}
+    for item in args.also:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path or name in paths:
+            p.error(f"--also takes distinct NAME=W.pt items, got {item!r}")
+        paths[name] = path
+    models = {tag: load_matcher(path, "cpu") for tag, path in paths.items()}
+    doc = {**{tag: str(path) for tag, path in paths.items()}, "sections": {}, "seconds": {}}
     for name in args.sections:
         t0 = time.time()
         try:
