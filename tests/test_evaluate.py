@@ -43,6 +43,23 @@ def test_relative_pose_recovers_exact_motion():
     assert pose_error(R_est, t_est, R.T, t) > 10
 
 
+def test_relative_pose_survives_degenerate_samples():
+    """Real SIFT matches of Middlebury dino views 5/6 (long focal, repeated points) on which
+    OpenCV's essential-matrix solver raises an assertion: a failed estimate, not a crash."""
+    kp0 = [[151.24, 138.02], [154.14, 203.0], [171.46, 74.98], [189.67, 305.17], [218.42, 96.79],
+           [248.1, 170.07], [248.9, 167.85], [314.77, 219.73], [318.13, 352.22], [340.2, 193.88],
+           [347.48, 198.12], [381.73, 254.17], [508.5, 330.68], [508.63, 332.1]]
+    kp1 = [[583.0, 304.91], [153.82, 256.37], [155.26, 115.15], [191.13, 329.96], [404.23, 177.69],
+           [248.12, 250.52], [248.12, 250.52], [324.02, 291.38], [373.44, 368.94], [342.63, 281.07],
+           [350.48, 284.15], [407.19, 262.65], [373.44, 368.94], [373.44, 368.94]]
+    cam = pycolmap.Camera(model="PINHOLE", width=640, height=480, params=[3310.4, 3325.5, 316.73, 200.55])
+    with pytest.raises(cv2.error):  # what the guard is for
+        n0, n1 = (np.asarray(cam.cam_from_img(np.asarray(k) + 0.5)) for k in (kp0, kp1))
+        cv2.findEssentialMat(n0, n1, np.eye(3), method=cv2.RANSAC, prob=0.99999, threshold=1 / 3318)
+    est = relative_pose(np.array(kp0), np.array(kp1), cam, cam)
+    assert est is None or (est[0].shape == (3, 3) and np.isfinite(est[1]).all())
+
+
 def test_gt_relative_pose_composes_world_to_camera_poses():
     rec = pycolmap.Reconstruction()
     rec.add_camera_with_trivial_rig(pycolmap.Camera(camera_id=1, model="PINHOLE", width=640,

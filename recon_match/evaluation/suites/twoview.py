@@ -30,8 +30,11 @@ def relative_pose(kp0, kp1, cam0, cam1, threshold_px: float = 1.0):
     if len(n0) < MIN_MATCHES:
         return None
     focal = np.mean([cam0.mean_focal_length(), cam1.mean_focal_length()])
-    E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), method=cv2.RANSAC, prob=0.99999,
-                                   threshold=threshold_px / focal)
+    try:
+        E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), method=cv2.RANSAC, prob=0.99999,
+                                       threshold=threshold_px / focal)
+    except cv2.error:  # degenerate samples (e.g. nearly identical points) trip OpenCV's solver
+        return None
     if E is None or mask is None:
         return None
     best = None
