@@ -164,3 +164,16 @@ def test_shipped_weights_beat_an_untrained_network(shared_data):
             meter.update(model(batch), batch)
         scores[name] = meter.summary()["all"]["pck5"]
     assert scores["shipped"] > scores["untrained"] + 0.15 and scores["shipped"] > 3 * scores["untrained"], scores
+
+
+def test_validate_scores_any_weights_on_the_runs_validation_set(tmp_path):
+    from recon_match.train.validate import table, validate
+    trainer = Trainer(tmp_path / "run", TINY)
+    trainer.train(max_steps=2)
+    expected = trainer.validate()
+    export_weights(tmp_path / "run" / "checkpoint_last.pt", tmp_path / "w.pt", half=False)
+    for path in (tmp_path / "run" / "checkpoint_last.pt", tmp_path / "w.pt"):
+        got = validate(path, TINY)
+        assert got["all"]["pck3"] == pytest.approx(expected["all"]["pck3"], abs=1e-6)
+        assert got["all"]["epe"] == pytest.approx(expected["all"]["epe"], rel=1e-5)
+    assert table(got).splitlines()[2].startswith("| all | 2 |")
