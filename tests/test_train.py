@@ -177,3 +177,6 @@ def test_validate_scores_any_weights_on_the_runs_validation_set(tmp_path):
         assert got["all"]["pck3"] == pytest.approx(expected["all"]["pck3"], abs=1e-6)
         assert got["all"]["epe"] == pytest.approx(expected["all"]["epe"], rel=1e-5)
     assert table(got).splitlines()[2].startswith("| all | 2 |")
+    meta = export_weights(tmp_path / "run" / "checkpoint_last.pt", tmp_path / "w2.pt",
+                          validation={"config": "tiny.json", "summary": got})
+    assert meta["validation"] == got and meta["validation_config"] == "tiny.json"
