@@ -48,8 +48,7 @@ class PointDescriptors:
     def lift(cls, matcher, progress=True):
         """Mean of every observation's normalised features, over all reference views."""
         refmap = matcher.refmap
-        all_ids = np.unique(np.concatenate([refmap.observations(n)[1] for n in refmap.names] or [[]]))
-        ids = all_ids.astype(np.int64)
+        ids = np.unique(np.concatenate([refmap.observations(n)[1] for n in refmap.names] or [[]])).astype(np.int64)
         sums = {k: None for k in STRIDES}
         for name in tqdm(refmap.names, desc="lift descriptors", unit="img", disable=not progress):
             xy, pid = refmap.observations(name)
@@ -124,12 +123,12 @@ class Lift3DQueryMatcher(DenseQueryMatcher):
     def _place(self, qfine, desc, cell, w_mid):
         """Network-pixel position of each match: the best `fine` cell in a window around its
         1/8 cell (argmax of the cosine with the point's fine descriptor)."""
-        ratio = STRIDES["mid"] // STRIDES["fine"]
+        per_cell = STRIDES["mid"] // STRIDES["fine"]  # fine pixels along a 1/8 cell
         k = self.conf["fine_window"]
         _, hf, wf = qfine.shape
-        d = torch.arange(k) - (k - ratio) // 2
-        fx = ((cell % w_mid) * ratio)[:, None, None] + d[None, None, :]
-        fy = ((cell // w_mid) * ratio)[:, None, None] + d[None, :, None]
+        d = torch.arange(k) - (k - per_cell) // 2
+        fx = ((cell % w_mid) * per_cell)[:, None, None] + d[None, None, :]
+        fy = ((cell // w_mid) * per_cell)[:, None, None] + d[None, :, None]
         fx, fy = fx.expand(-1, k, k).clamp(0, wf - 1), fy.expand(-1, k, k).clamp(0, hf - 1)
         cand = qfine[:, fy, fx]  # C x N x k x k
         score = torch.einsum("cnij,nc->nij", cand, desc.to(qfine.device)).flatten(1)
