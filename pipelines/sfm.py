@@ -76,9 +76,8 @@ def dense_matches(args, names):
                             num_pairs=args.num_pairs, image_list=names, model=model)
     t1 = time.time()
     conf = {"resize": args.resize} if args.resize else {}
-    search = args.rotation_search == "on" or (args.rotation_search == "auto" and args.pairs != "exhaustive")
-    if search:
-        conf["rotation_search_below"] = matching.ROTATION_SEARCH_BELOW
+    conf["rotation_search_below"] = {"on": matching.ROTATION_SEARCH_BELOW, "off": 0,
+                                     "auto": matching.auto_rotation_search(args.pairs)}[args.rotation_search]
     kwargs = {"max_kps": args.max_kps} if args.max_kps else {}
     features, matches = matching.main(conf, pairs_path, args.images, args.out,
                                       overwrite=args.overwrite, model=model, **kwargs)

@@ -143,8 +143,14 @@ def unrotate_points(xy: np.ndarray, k: int, size) -> np.ndarray:
     image of `size` (W, H)."""
     w, h = size
     x, y = xy[:, 0], xy[:, 1]
-    back = {1: (w - 1 - y, x), 2: (w - 1 - x, h - 1 - y), 3: (y, h - 1 - x)}[k % 4] if k % 4 else (x, y)
+    back = {0: (x, y), 1: (w - 1 - y, x), 2: (w - 1 - x, h - 1 - y), 3: (y, h - 1 - x)}[k % 4]
     return np.stack(back, 1).astype(xy.dtype)
+
+
+def auto_rotation_search(pair_method: str) -> int:
+    """`rotation_search_below` of the CLIs' `auto`: on unless the pairs are exhaustive, where
+    most weak pairs do not overlap at all (four matches each for nothing)."""
+    return 0 if pair_method == "exhaustive" else ROTATION_SEARCH_BELOW
 
 
 def oriented_size(path) -> tuple[int, int]:

@@ -58,9 +58,7 @@ def run_dense(ctx, images, names, gt, out, conf) -> dict:
     pairs = pair_selection.main(images, out / "pairs.txt", method=method,
                                 num_pairs=conf["num_pairs"], image_list=names, model=ctx.model)
     t1 = time.time()
-    dense = dict(conf["dense"])
-    if method != "exhaustive":  # as `recon-match sfm --rotation-search auto`
-        dense["rotation_search_below"] = matching.ROTATION_SEARCH_BELOW
+    dense = {**conf["dense"], "rotation_search_below": matching.auto_rotation_search(method)}
     features, matches = matching.main(dense, pairs, images, out, model=ctx.model,
                                       max_kps=conf["max_kps"], overwrite=not ctx.resume)
     timings = {"pairs": t1 - t0, "matching": time.time() - t1}
