@@ -54,9 +54,9 @@ def run(args):
     if args.real_weight is not None:
         conf["real"] = {**conf.get("real", {}), "weight": args.real_weight}
     if args.label_only:
+        from recon_match.selftrain.store import total_stats
         stats = label_only(args, conf)
-        logger.info("labels in %s/labels: %s", args.out, json.dumps(
-            {k: sum(s[k] for s in stats.values()) for k in next(iter(stats.values()))}))
+        logger.info("labels in %s/labels: %s", args.out, json.dumps(total_stats(stats)))
         return 0
     rounds = SelfTraining(args.video, args.out, conf, init=args.init, resume=args.resume).run()
     for r in rounds:

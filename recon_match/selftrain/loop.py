@@ -128,7 +128,7 @@ class SelfTraining:
             t1 = time.time()
             step = trainer.train(max_steps=(r + 1) * steps)
             entry = {"round": r, "model": store.model_hash(model), "clips": len(stats),
-                     **{k: sum(s[k] for s in stats.values()) for k in next(iter(stats.values()))},
+                     **store.total_stats(stats),
                      "label_seconds": round(label_s, 1), "train_seconds": round(time.time() - t1, 1),
                      "trained_to": step if step >= (r + 1) * steps else None}
             self.record["rounds"] = [x for x in self.record["rounds"] if x["round"] != r] + [entry]

@@ -111,6 +111,11 @@ def clip_stats(data):
             "nearby_labels": int(n[data["kind"] == 0].sum()), "propagated_labels": int(n[data["kind"] == 1].sum())}
 
 
+def total_stats(stats: dict) -> dict:
+    """`clip_stats` summed over the clips of {clip: stats} (as `label_videos` returns)."""
+    return {k: sum(s[k] for s in stats.values()) for k in next(iter(stats.values()))}
+
+
 def label_clip_frames(images, model, conf):
     """Label one clip given its frames -> {(i, j, kind): labels} (nearby + propagated)."""
     conf = merge_conf(default_conf, conf, "labelling", nested=("label", "propagate"))
