@@ -119,6 +119,31 @@ def test_checkpoint_roundtrip_and_export(tmp_path):
     assert torch.equal(expected["warp0"], exported["warp0"])
 
 
+def test_weight_average_is_validated_resumed_and_exported(tmp_path):
+    conf = {**TINY, "ema_decay": 0.5}
+    trainer = Trainer(tmp_path / "run", conf)
+    start = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    trainer.train(max_steps=1)
+    one = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    name = "coarse_proj.weight" if "coarse_proj.weight" in one else next(
+        k for k, v in one.items() if v.is_floating_point() and not torch.equal(v, start[k]))
+    ema = trainer.ema.state_dict()[name]
+    assert torch.allclose(ema, 0.5 * (start[name] + one[name]), atol=1e-6)  # one step of the average
+    assert not torch.equal(ema, one[name])
+    resumed = Trainer(tmp_path / "run", resume=True)  # the average survives a resume
+    assert torch.equal(resumed.ema.state_dict()[name], ema)
+    batch = _batch(1, seed=5)
+    with torch.no_grad():
+        expected = trainer.ema.eval()(batch)
+        exported = load_matcher(tmp_path / "run" / "checkpoint_last.pt", device="cpu")(batch)
+    assert torch.equal(expected["warp0"], exported["warp0"])  # checkpoints load their average
+    assert export_weights(tmp_path / "run" / "checkpoint_last.pt", tmp_path / "w.pt", half=False)["ema"]
+    plain = Trainer(tmp_path / "plain", TINY)  # a run without averaging can start one on resume
+    plain.train(max_steps=1)
+    late = Trainer(tmp_path / "plain", conf, resume=True)
+    assert torch.equal(late.ema.state_dict()[name], late.net.state_dict()[name])
+
+
 def test_bad_config_and_bad_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="unknown train config key 'batchsize'"):
         Trainer(tmp_path / "x", {"batchsize": 3})

@@ -35,8 +35,9 @@ def read_torch_file(path, what="checkpoint"):
 
 
 def model_from_file(obj, path="<memory>"):
-    """A DenseMatcher built from a weights/checkpoint dict (as read by read_torch_file)."""
-    state = obj["state_dict"] if obj["format"] == WEIGHTS_FORMAT else obj["model"]
+    """A DenseMatcher built from a weights/checkpoint dict (as read by read_torch_file); a
+    checkpoint's averaged weights (`ema`) when it has them."""
+    state = obj["state_dict"] if obj["format"] == WEIGHTS_FORMAT else obj.get("ema") or obj["model"]
     model = DenseMatcher(obj["model_conf"])
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})

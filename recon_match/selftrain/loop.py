@@ -110,7 +110,7 @@ class SelfTraining:
         start = self.round_model(0)
         if trainer.net.conf != start.conf:
             raise ValueError(f"--init model config {start.conf} differs from the trainer's {trainer.net.conf}")
-        trainer.net.load_state_dict(start.state_dict())
+        trainer.load_weights(start)
         return trainer
 
     def run(self):

@@ -30,13 +30,15 @@ def set_rng_state(state):
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
 
 
-def save_checkpoint(path, *, model, optimizer, scheduler, conf, state):
+def save_checkpoint(path, *, model, optimizer, scheduler, conf, state, ema=None):
     """Write a checkpoint atomically. `state`: step, next_index, pairs_seen, train_seconds,
-    best_metric, continuations (plain Python values)."""
+    best_metric, continuations (plain Python values); `ema`: the averaged model, if any."""
     ckpt = {"format": CHECKPOINT_FORMAT, "version": VERSION,
             "model": model.state_dict(), "model_conf": model.conf,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": rng_state(), "config": json.dumps(conf), "state": dict(state)}
+    if ema is not None:
+        ckpt["ema"] = ema.state_dict()
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
 

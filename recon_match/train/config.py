@@ -35,6 +35,7 @@ default_conf = {
     "max_steps": 300_000,  # cosine decay horizon
     "min_lr_ratio": 0.05,
     "grad_clip": 1.0,
+    "ema_decay": 0.0,  # > 0: validate/export an exponential moving average of the weights
     "backbone_bf16": False,  # bfloat16 autocast of the CNN backbone (DenseMatcher.backbone_bf16)
     "num_workers": 1,
     "seed": 0,

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 def export_weights(checkpoint, out=WEIGHTS_PATH, half=True, validation=None):
-    """Write the model weights of `checkpoint` to `out`; returns the metadata dict.
+    """Write the model weights of `checkpoint` (its averaged weights if it has them) to `out`;
+    returns the metadata dict.
 
     fp16 halves the file; the loader casts back to fp32, so inference runs in fp32.
     `validation`: {"config": path, "summary": {group: metrics}} to record instead of the
@@ -31,10 +32,11 @@ def export_weights(checkpoint, out=WEIGHTS_PATH, half=True, validation=None):
     """
     ckpt = load_checkpoint(checkpoint)
     model_from_file(ckpt, checkpoint)  # fail here, not at load time, if it does not fit
-    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ckpt["model"].items()}
+    weights = ckpt.get("ema") or ckpt["model"]
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in weights.items()}
     s = ckpt["state"]
     meta = {"source": str(checkpoint), "step": s["step"], "pairs_seen": s["pairs_seen"],
-            "train_hours": round(s["train_seconds"] / 3600, 3), "best_metric": s.get("best_metric"),
+            "train_hours": round(s["train_seconds"] / 3600, 3), "best_metric": s.get("best_metric"), "ema": "ema" in ckpt,
             "validation": json.loads(s["best_summary"]) if s.get("best_summary") else None,
             "config": ckpt["config"], "continuations": s.get("continuations", [])}
     if validation is not None:

@@ -3,6 +3,10 @@
 DIR/ config.json, checkpoint_last.pt, checkpoint_best.pt (by `best_metric` on the fixed
 validation set), log.csv, val.csv, losses.png, val.png.
 
+`ema_decay` > 0 keeps an exponential moving average of the weights: with batches of 4 and a
+high learning rate the raw weights are noisy, so validation, the best checkpoint and export
+use the average (the raw weights keep training).
+
 Exact resume: model, optimizer, scheduler, RNG states, step and the data position
 (`next_index`: items are a pure function of their index, so the loader restarts at the next
 unseen index). SIGINT/SIGTERM finish the current step, save `checkpoint_last.pt` and return.
@@ -10,6 +14,7 @@ DDP: launched by torchrun with `ddp=True`, each rank reads indices rank, rank + 
 rank 0 validates, logs and saves.
 """
 
+import copy
 import json
 import logging
 import math
@@ -96,6 +101,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.conf["lr"],
                                            weight_decay=self.conf["weight_decay"])
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.conf))
+        self.ema = copy.deepcopy(self.net).requires_grad_(False) if self.conf["ema_decay"] > 0 else None
         self.state = {"step": 0, "next_index": 0, "pairs_seen": 0, "train_seconds": 0.0,
                       "best_metric": None, "continuations": []}
         if ckpt is not None:
@@ -111,6 +117,8 @@ class Trainer:
 
     def _restore(self, ckpt):
         self.net.load_state_dict(ckpt["model"])
+        if self.ema is not None:  # a run that starts averaging mid-way starts from its weights
+            self.ema.load_state_dict(ckpt.get("ema") or ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         # the schedule may have new max_steps/warmup after a config override
@@ -120,11 +128,24 @@ class Trainer:
         self.state.update(ckpt["state"])
         logger.info("resumed %s at step %d (%d pairs seen)", self.out, self.state["step"], self.state["pairs_seen"])
 
+    def load_weights(self, model):
+        """Start from `model`'s weights (e.g. a self-training round's init)."""
+        self.net.load_state_dict(model.state_dict())
+        if self.ema is not None:
+            self.ema.load_state_dict(model.state_dict())
+
+    @torch.no_grad()
+    def _update_ema(self):
+        d = self.conf["ema_decay"]
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.net.parameters()), 1 - d)
+        for e, b in zip(self.ema.buffers(), self.net.buffers()):
+            e.copy_(b)
+
     # ------------------------------------------------------------------ io
     def save(self, name="checkpoint_last.pt"):
         if self.rank == 0:
             save_checkpoint(self.out / name, model=self.net, optimizer=self.optimizer,
-                            scheduler=self.scheduler, conf=self.conf, state=self.state)
+                            scheduler=self.scheduler, conf=self.conf, state=self.state, ema=self.ema)
 
     def _prepare_dir(self):
         if self.rank != 0:
@@ -157,17 +178,19 @@ class Trainer:
         return self._val
 
     @torch.no_grad()
-    def validate(self):
-        """Run the model on the validation set -> {group: {metric: value}}, in fp32 (as the
-        shipped weights run) whatever the training precision."""
-        self.net.eval()
-        self.net.backbone_bf16 = False
+    def validate(self, net=None):
+        """Run `net` (default: the averaged weights if any, else the model) on the validation
+        set -> {group: {metric: value}}, in fp32 (as the shipped weights run) whatever the
+        training precision."""
+        net = net if net is not None else (self.ema if self.ema is not None else self.net)
+        net.eval()
+        net.backbone_bf16 = False
         items, bs = self.validation_set(), self.conf["batch_size"]
         meter = ValidationMeter(self._held_out)
         for i in range(0, len(items), bs):
             batch = torch.utils.data.default_collate(items[i:i + bs])
             batch = to_device(batch, self.device)
-            meter.update(self.net(batch), batch)
+            meter.update(net(batch), batch)
         self.net.train()
         self.net.backbone_bf16 = self.conf["backbone_bf16"]
         return meter.summary()
@@ -205,6 +228,8 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.conf["grad_clip"])
         self.optimizer.step()
         self.scheduler.step()
+        if self.ema is not None:
+            self._update_ema()
         return {k: float(v.detach().mean()) for k, v in losses.items()}
 
     def _on_signal(self, signum, frame):

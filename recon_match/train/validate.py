@@ -28,7 +28,7 @@ def validate(weights, conf) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(Path(tmp) / "run", {**conf, "num_workers": 0})
         trainer.net.load_state_dict(model_from_file(read_torch_file(weights), weights).state_dict())
-        return trainer.validate()
+        return trainer.validate(trainer.net)
 
 
 def table(summary: dict) -> str:
