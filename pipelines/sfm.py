@@ -15,7 +15,7 @@ from recon_match.imageio import list_images, readable_images
 from recon_match.sfm import is_complete, read_stats, reconstruct
 from recon_match.sfm.colmap import CAMERA_MODES
 from recon_match.sfm.mapping import MAPPERS
-from recon_match.sfm.reconstruction import load_ground_truth
+from recon_match.sfm.reconstruction import load_ground_truth, merge_conf
 
 logger = logging.getLogger("recon-match.sfm")
 
@@ -38,6 +38,9 @@ def add_arguments(parser):
     parser.add_argument("--camera-mode", choices=CAMERA_MODES, default="auto",
                         help="one shared camera, one per image, or auto (shared if sizes and EXIF agree)")
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
+    parser.add_argument("--camera", default=None, metavar="MODEL,PARAMS",
+                        help="known intrinsics of every image, e.g. PINHOLE,fx,fy,cx,cy (a calibrated "
+                             "camera; default: EXIF focal prior, else 1.2 x the longest side)")
     parser.add_argument("--mapper", choices=MAPPERS, default="incremental")
     parser.add_argument("--rotation-search", choices=("auto", "on", "off"), default="auto",
                         help="dense: match pairs with few matches again with the second image turned by "
@@ -59,8 +62,8 @@ def _conf(args) -> dict:
             sift["max_image_size"] = args.resize
         if args.max_kps:
             sift["max_num_features"] = args.max_kps
-    return {"camera_mode": args.camera_mode, "camera_model": args.camera_model,
-            "mapper": args.mapper, "sift": sift}
+    return merge_conf({"camera_mode": args.camera_mode, "camera_model": args.camera_model,
+                       "camera": args.camera, "mapper": args.mapper, "sift": sift})
 
 
 def dense_matches(args, names):
@@ -89,14 +92,15 @@ def run(args) -> int:
         pycolmap.logging.minloglevel = 1  # COLMAP's INFO lines drown our progress bars
     # one unreadable photo among hundreds is skipped with a warning, not a stop
     names = readable_images(args.images, list_images(args.images))
-    load_ground_truth(args.gt, names)  # a mismatching GT fails before any matching
+    load_ground_truth(args.gt, names)  # a mismatching GT or camera fails before any matching
+    conf = _conf(args)
     if is_complete(args.out) and not args.overwrite:
         logger.info("%s already holds a complete reconstruction; use --overwrite to redo", args.out)
         return 0
     features = matches = pairs = timings = None
     if args.matcher == "dense":
         features, matches, pairs, timings = dense_matches(args, names)
-    reconstruct(args.images, args.out, features, matches, pairs, conf=_conf(args), gt=args.gt,
+    reconstruct(args.images, args.out, features, matches, pairs, conf=conf, gt=args.gt,
                 image_list=names, timings=timings, overwrite=args.overwrite)
     stats = read_stats(args.out / "stats.json")
     if stats["registered"] == 0:

@@ -165,6 +165,34 @@ def test_reconstruct_from_imported_matches(tmp_path):
     assert read_stats(out / "stats.json")["registered"] == 8
 
 
+def _db_cameras(db_path):
+    with pycolmap.Database.open(db_path) as db:
+        return db.read_all_cameras()
+
+
+def test_known_intrinsics_reach_both_databases(tmp_path):
+    """`camera`: every image gets the given calibration as a trusted prior (no EXIF here: the
+    guess would be 1.2 * 640 = 768 px), through our import and through COLMAP's SIFT."""
+    images, gt, features, matches, pairs, _ = _synthetic_scene(tmp_path)
+    spec = f"PINHOLE,{F},{F + 2},{W / 2},{H / 2}"
+    rec = reconstruct(images, tmp_path / "dense", features, matches, pairs, conf={"camera": spec}, gt=gt)
+    (cam,) = _db_cameras(tmp_path / "dense" / "database.db")
+    assert cam.model.name == "PINHOLE" and list(cam.params) == [F, F + 2, W / 2, H / 2]
+    assert cam.has_prior_focal_length
+    assert rec.num_reg_images() == 8 and abs(next(iter(rec.cameras.values())).focal_length_x - F) < 2
+    from recon_match.data.sources import procedural_image
+    tex = procedural_image(np.random.default_rng(1), H, W + 40, kind="dead_leaves")
+    sift_images = tmp_path / "sift_images"
+    sift_images.mkdir()
+    for i in range(2):
+        Image.fromarray(tex[:, 20 * i:20 * i + W]).save(sift_images / f"{i}.png")
+    reconstruct(sift_images, tmp_path / "sift", conf={"camera": spec})
+    assert [list(c.params) for c in _db_cameras(tmp_path / "sift" / "database.db")] == [[F, F + 2, W / 2, H / 2]]
+    with pytest.raises(ValueError, match="PINHOLE takes 4 parameters"):
+        reconstruct(images, tmp_path / "bad", features, matches, pairs, conf={"camera": "PINHOLE,700,700"})
+    assert not (tmp_path / "bad").exists()
+
+
 def test_nothing_registered_is_recorded_not_raised(tmp_path):
     images, gt, features, _, pairs, kpts = _synthetic_scene(tmp_path, n=3, num_points=50)
     empty = tmp_path / "empty.h5"

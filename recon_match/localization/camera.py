@@ -8,42 +8,9 @@ import logging
 
 import pycolmap
 
+from ..sfm.colmap import DEFAULT_FOCAL_FACTOR, parse_camera
+
 logger = logging.getLogger(__name__)
-
-DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's own prior: focal = 1.2 * max(W, H) when nothing is known
-
-
-def _num_params(model: str) -> int:
-    probe = pycolmap.Camera.create_from_model_name(0, model, 1.0, 100, 100)
-    return len(probe.params)
-
-
-def parse_camera(spec: str, width: int, height: int) -> pycolmap.Camera:
-    """`"MODEL,p1,p2,..."` (e.g. `"PINHOLE,500,500,320,240"`) -> camera of size `width` x `height`.
-
-    Raises ValueError naming the problem: unknown model, wrong number of parameters,
-    non-numeric or non-finite values, non-positive focal lengths.
-    """
-    parts = [p.strip() for p in str(spec).split(",")]
-    model = parts[0].upper()
-    known = [m for m in pycolmap.CameraModelId.__members__ if m != "INVALID"]
-    if model not in known:
-        raise ValueError(f"camera {spec!r}: unknown model {parts[0]!r} (known: {', '.join(known)})")
-    try:
-        params = [float(p) for p in parts[1:]]
-    except ValueError:
-        raise ValueError(f"camera {spec!r}: parameters must be numbers") from None
-    expected = _num_params(model)
-    if len(params) != expected:
-        cam = pycolmap.Camera.create_from_model_name(0, model, 1.0, 100, 100)
-        raise ValueError(f"camera {spec!r}: {model} takes {expected} parameters "
-                         f"({cam.params_info}), got {len(params)}")
-    if not all(p == p and abs(p) != float("inf") for p in params):
-        raise ValueError(f"camera {spec!r}: parameters must be finite")
-    camera = pycolmap.Camera(model=model, width=width, height=height, params=params)
-    if any(camera.params[i] <= 0 for i in camera.focal_length_idxs()):
-        raise ValueError(f"camera {spec!r}: focal length must be positive")
-    return camera
 
 
 def default_camera(width: int, height: int) -> pycolmap.Camera:

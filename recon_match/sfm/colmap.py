@@ -13,8 +13,42 @@ CAMERA_MODES = ("auto", "single", "per-image")
 DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's guess without EXIF: focal = 1.2 * max(W, H)
 
 
-def infer_camera(path, camera_model="SIMPLE_RADIAL", size=None) -> pycolmap.Camera:
-    """Initial camera for one image: focal prior from EXIF when present, else 1.2 * max(W, H).
+def _num_params(model: str) -> int:
+    probe = pycolmap.Camera.create_from_model_name(0, model, 1.0, 100, 100)
+    return len(probe.params)
+
+
+def parse_camera(spec: str, width: int, height: int) -> pycolmap.Camera:
+    """`"MODEL,p1,p2,..."` (e.g. `"PINHOLE,500,500,320,240"`) -> camera of size `width` x `height`.
+
+    Raises ValueError naming the problem: unknown model, wrong number of parameters,
+    non-numeric or non-finite values, non-positive focal lengths.
+    """
+    parts = [p.strip() for p in str(spec).split(",")]
+    model = parts[0].upper()
+    known = [m for m in pycolmap.CameraModelId.__members__ if m != "INVALID"]
+    if model not in known:
+        raise ValueError(f"camera {spec!r}: unknown model {parts[0]!r} (known: {', '.join(known)})")
+    try:
+        params = [float(p) for p in parts[1:]]
+    except ValueError:
+        raise ValueError(f"camera {spec!r}: parameters must be numbers") from None
+    expected = _num_params(model)
+    if len(params) != expected:
+        cam = pycolmap.Camera.create_from_model_name(0, model, 1.0, 100, 100)
+        raise ValueError(f"camera {spec!r}: {model} takes {expected} parameters "
+                         f"({cam.params_info}), got {len(params)}")
+    if not all(p == p and abs(p) != float("inf") for p in params):
+        raise ValueError(f"camera {spec!r}: parameters must be finite")
+    camera = pycolmap.Camera(model=model, width=width, height=height, params=params)
+    if any(camera.params[i] <= 0 for i in camera.focal_length_idxs()):
+        raise ValueError(f"camera {spec!r}: focal length must be positive")
+    return camera
+
+
+def infer_camera(path, camera_model="SIMPLE_RADIAL", size=None, spec=None) -> pycolmap.Camera:
+    """Initial camera for one image: `spec` ("MODEL,params": known intrinsics, e.g. a
+    calibrated rig), else focal prior from EXIF when present, else 1.2 * max(W, H).
 
     `size`: (W, H) the keypoints refer to, when it differs from the file's stored size
     (images decoded with their EXIF orientation applied are transposed); the focal prior is
@@ -26,6 +60,11 @@ def infer_camera(path, camera_model="SIMPLE_RADIAL", size=None) -> pycolmap.Came
         cam = pycolmap.infer_camera_from_image(Path(path), opts)
     except Exception as e:  # pycolmap raises ValueError with a C++ message
         raise ValueError(f"{path}: cannot read image for camera set-up ({e})") from e
+    if spec:
+        w, h = size if size is not None else (cam.width, cam.height)
+        cam = parse_camera(spec, int(w), int(h))
+        cam.has_prior_focal_length = True  # COLMAP trusts it instead of re-estimating from scratch
+        return cam
     if size is not None and (cam.width, cam.height) != tuple(int(s) for s in size):
         prior = cam.has_prior_focal_length
         cam = pycolmap.Camera.create_from_model_name(0, camera_model, cam.mean_focal_length(),
@@ -54,10 +93,11 @@ def resolve_camera_mode(cameras: list, mode: str) -> str:
 
 
 def create_database(db_path, image_dir, names, camera_mode="auto",
-                    camera_model="SIMPLE_RADIAL", sizes=None) -> dict:
+                    camera_model="SIMPLE_RADIAL", sizes=None, camera_spec=None) -> dict:
     """Create a new database at `db_path` with one camera per image or one shared camera.
 
     `sizes`: optional {name: (W, H)} the keypoints refer to (features.h5 `image_size`).
+    `camera_spec`: "MODEL,params" known intrinsics of every image (see `infer_camera`).
     Returns {image name: image id}.
     """
     db_path = Path(db_path)
@@ -65,11 +105,11 @@ def create_database(db_path, image_dir, names, camera_mode="auto",
         raise FileExistsError(f"{db_path}: database already exists")
     sizes = sizes or {}
     cameras = [infer_camera(Path(image_dir) / safe_name(n, "image name"), camera_model,
-                            sizes.get(n)) for n in names]
+                            sizes.get(n), camera_spec) for n in names]
     mode = resolve_camera_mode(cameras, camera_mode)
-    logger.info("database %s: %d images, camera mode %s, model %s, focal prior %.1f px%s",
-                db_path, len(names), mode, camera_model, cameras[0].mean_focal_length(),
-                " (EXIF)" if cameras[0].has_prior_focal_length else "")
+    source = "given" if camera_spec else "EXIF" if cameras[0].has_prior_focal_length else "guess"
+    logger.info("database %s: %d images, camera mode %s, model %s, focal prior %.1f px (%s)",
+                db_path, len(names), mode, cameras[0].model.name, cameras[0].mean_focal_length(), source)
     ids = {}
     with pycolmap.Database.open(db_path) as db:
         camera_id = db.write_camera(cameras[0]) if mode == "single" else None

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 default_conf = {
     "camera_mode": "auto",          # auto | single | per-image
     "camera_model": "SIMPLE_RADIAL",
+    "camera": None,                 # "MODEL,params": known intrinsics of every image (calibrated camera)
     "mapper": "incremental",        # incremental | global
     "num_threads": 2,
     "ransac_max_error": 4.0,        # px, geometric verification of imported matches
@@ -41,6 +42,8 @@ def merge_conf(conf=None) -> dict:
         raise ValueError(f"unknown camera mode {conf['camera_mode']!r}; "
                          f"choose from {colmap.CAMERA_MODES}")
     conf["sift"] = sift.merge_conf(conf["sift"])
+    if conf["camera"]:
+        colmap.parse_camera(conf["camera"], 100, 100)  # a bad string fails before any work
     return conf
 
 
@@ -67,11 +70,12 @@ def build_database(db_path, image_dir, names, conf, features=None, matches=None,
         if features is None:
             sift.extract_and_match(tmp, image_dir, names, conf["sift"],
                                    camera_mode=conf["camera_mode"],
-                                   camera_model=conf["camera_model"], seed=conf["seed"])
+                                   camera_model=conf["camera_model"], seed=conf["seed"],
+                                   camera_spec=conf["camera"])
         else:
             sizes = import_h5.read_image_sizes(features, names)
             ids = colmap.create_database(tmp, image_dir, names, conf["camera_mode"],
-                                         conf["camera_model"], sizes)
+                                         conf["camera_model"], sizes, conf["camera"])
             verified = import_h5.import_h5(tmp, ids, features, matches, pairs)
             import_h5.verify(tmp, verified, max_error=conf["ransac_max_error"], seed=conf["seed"])
         os.replace(tmp, db_path)

@@ -26,7 +26,7 @@ def merge_conf(conf=None) -> dict:
 
 
 def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
-                      camera_model="SIMPLE_RADIAL", seed=0) -> None:
+                      camera_model="SIMPLE_RADIAL", seed=0, camera_spec=None) -> None:
     """Fill a new database at `db_path` with SIFT features and verified exhaustive matches.
 
     Cameras are set up by COLMAP itself (EXIF focal prior, else 1.2 * max(W, H)), shared or
@@ -35,11 +35,16 @@ def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
     give same-size images without EXIF one camera each, a much weaker model.
     Runs on the CPU with `conf['num_threads']` threads; images larger than
     `conf['max_image_size']` are downscaled for extraction (keypoints stay in full-size pixels).
-    `seed`: RANSAC seed of the verification (None: random).
+    `seed`: RANSAC seed of the verification (None: random). `camera_spec`: "MODEL,params"
+    known intrinsics of every image.
     """
     conf = merge_conf(conf)
-    cameras = [infer_camera(Path(image_dir) / n, camera_model) for n in names]
+    cameras = [infer_camera(Path(image_dir) / n, camera_model, spec=camera_spec) for n in names]
     camera_mode = resolve_camera_mode(cameras, camera_mode)
+    reader = pycolmap.ImageReaderOptions(camera_model=camera_model)
+    if camera_spec:
+        reader.camera_model = cameras[0].model.name
+        reader.camera_params = ",".join(repr(float(p)) for p in cameras[0].params)
     db_path = Path(db_path)
     t0 = time.time()
     logger.info("SIFT extraction on %d images (max size %d px, %d features, camera mode %s)...",
@@ -49,7 +54,7 @@ def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
     extraction.sift.max_num_features = conf["max_num_features"]
     pycolmap.extract_features(
         db_path, Path(image_dir), image_names=list(names), camera_mode=_MODES[camera_mode],
-        reader_options=pycolmap.ImageReaderOptions(camera_model=camera_model),
+        reader_options=reader,
         extraction_options=extraction, device=pycolmap.Device.cpu)
     _check_extracted(db_path, names)
     logger.info("SIFT extraction done in %.1f s; exhaustive matching of %d pairs...",

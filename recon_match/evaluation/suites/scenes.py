@@ -6,6 +6,10 @@ dense matches (pairs -> `recon_match.matching` -> import + verification -> mappi
 from COLMAP's own SIFT extraction and exhaustive matching (dense pairs: `pairing`). With NAME/gt, the relative pose
 AUC@1/3/5/10 degrees over all image pairs (unregistered = failure) and the median rotation
 error after alignment come from `recon_match.evaluation.evaluate`.
+
+Cameras: EXIF focal priors where the photos have them; a scene without any (Middlebury,
+Strecha) is reconstructed with the calibration its dataset ships (the GT camera), as a
+photogrammetrist with a calibrated camera would (`recon-match sfm --camera`), by both methods.
 """
 
 import logging
@@ -16,6 +20,8 @@ from ... import pairs as pair_selection
 from ...imageio import list_images
 from ...pairs.spatial import read_exif_gps
 from ...sfm import read_stats, reconstruct
+from ...sfm.colmap import infer_camera
+from ..gt import load_model
 from .base import COLMAP_SIFT, OURS, SuiteSkipped, image_dir, scene_folders
 
 logger = logging.getLogger(__name__)
@@ -31,6 +37,7 @@ default_conf = {
     "dense": {"resize": 640},   # matching options (recon_match.matching.default_conf)
     "max_kps": 8192,
     "sift": {"max_image_size": 1600},  # the Strecha photos are 3072 px wide
+    "dataset_calibration": True,  # scenes without EXIF focal: the GT camera as known intrinsics
 }
 
 
@@ -52,6 +59,16 @@ def pairing(images, names, conf) -> str:
     return "gps" if all(read_exif_gps(images / n) for n in names) else "retrieval"
 
 
+def calibration(images, names, gt) -> str | None:
+    """"MODEL,params" of the scene's one GT camera when no image has an EXIF focal, else None."""
+    if gt is None or any(infer_camera(images / n).has_prior_focal_length for n in names):
+        return None
+    cams = list(load_model(gt).cameras.values())
+    if len(cams) != 1:
+        return None
+    return ",".join([cams[0].model.name] + [repr(float(p)) for p in cams[0].params])
+
+
 def run_dense(ctx, images, names, gt, out, conf) -> dict:
     t0 = time.time()
     method = pairing(images, names, conf)
@@ -62,14 +79,14 @@ def run_dense(ctx, images, names, gt, out, conf) -> dict:
     features, matches = matching.main(dense, pairs, images, out, model=ctx.model,
                                       max_kps=conf["max_kps"], overwrite=not ctx.resume)
     timings = {"pairs": t1 - t0, "matching": time.time() - t1}
-    reconstruct(images, out, features, matches, pairs, gt=gt, image_list=names,
-                timings=timings, overwrite=not ctx.resume)
+    reconstruct(images, out, features, matches, pairs, conf={"camera": conf["camera"]}, gt=gt,
+                image_list=names, timings=timings, overwrite=not ctx.resume)
     return _metrics(read_stats(out / "stats.json"))
 
 
 def run_sift(ctx, images, names, gt, out, conf) -> dict:
-    reconstruct(images, out, conf={"sift": conf["sift"]}, gt=gt, image_list=names,
-                overwrite=not ctx.resume)
+    reconstruct(images, out, conf={"sift": conf["sift"], "camera": conf["camera"]}, gt=gt,
+                image_list=names, overwrite=not ctx.resume)
     return _metrics(read_stats(out / "stats.json"))
 
 
@@ -86,11 +103,15 @@ def run(ctx, conf=None) -> dict:
         if ctx.quick:
             names = names[:conf["quick_max_images"]]
         gt = folder / "gt" if (folder / "gt").is_dir() else None
+        camera = calibration(images, names, gt) if conf["dataset_calibration"] else None
+        if camera:
+            logger.info("scenes %s: no EXIF focal; the dataset's calibration %s for both methods", name, camera)
         results[name] = {}
         for method, fn in ((OURS, run_dense), (COLMAP_SIFT, run_sift)):
             logger.info("scenes %s: %s on %d images", name, method, len(names))
             try:
-                results[name][method] = fn(ctx, images, names, gt, ctx.work("scenes") / name / method, conf)
+                results[name][method] = fn(ctx, images, names, gt, ctx.work("scenes") / name / method,
+                                           {**conf, "camera": camera})
             except (RuntimeError, ValueError) as e:  # a failed reconstruction is a result too
                 logger.warning("scenes %s: %s failed: %s", name, method, e)
                 results[name][method] = {"registered": 0, "images": len(names), "error": str(e)}
