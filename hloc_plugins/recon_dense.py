@@ -22,7 +22,9 @@ class ReconDense(BaseModel):
         "name": "recon_dense",
         "weights": None,  # path to a checkpoint; None = the weights shipped with recon_match
         "max_num_matches": 5000,  # matches sampled per pair
-        "mutual": True,  # keep only matches whose two warps agree (forward-backward check)
+        # keep only matches whose two warps agree (forward-backward check); off as in
+        # recon_match.matching: on wide baselines it drops most good matches
+        "mutual": False,
     }
     required_inputs = ["image0", "image1"]
 

@@ -4,7 +4,9 @@ A random sample of a dense warp picks different pixels of image A in pair (A, B)
 (A, C), so the two pairs rarely observe the same point of A and tracks stay short. Here
 each direction of a pair takes its matches at anchor pixels on a fixed sub-grid (`stride`
 network px) of the source image, ranked by a fixed per-pixel priority, and keeps those that
-pass the certainty, bounds and mutual (forward-backward) checks, up to `num / 2`. The
+pass the certainty, bounds and (optional) mutual forward-backward checks, up to `num / 2`;
+each match says whether the backward warp agrees (`consistent`), the engine's measure of how
+well a pair matched even when inconsistent matches are kept. The
 anchors an image uses depend only on the image and its covisible region, never on the
 pair order or on which side of the pair it is, so an anchor seen in k views gives a track
 of k + 1 observations before any quantization merging.
@@ -23,8 +25,12 @@ def _priority(h, w, device):
     return x - torch.floor(x)
 
 
+CONSISTENT_PX = 3.0  # forward-backward distance (network px) of a `consistent` match
+
+
 def _direction(warp, cert, warp_back, stride, num, mutual_px, min_certainty):
-    """Anchors of one image with their targets: (anchors N x 2, targets N x 2, scores N)."""
+    """Anchors of one image with their targets: (anchors N x 2, targets N x 2, scores N,
+    consistent N)."""
     h, w = cert.shape
     ho, wo = warp_back.shape[:2]
     off = stride // 2
@@ -34,14 +40,16 @@ def _direction(warp, cert, warp_back, stride, num, mutual_px, min_certainty):
     ok = torch.isfinite(sub_w).all(-1) & torch.isfinite(sub_c) & (sub_c > min_certainty)
     ok &= (sub_w[..., 0] > -0.5) & (sub_w[..., 0] < wo - 0.5)
     ok &= (sub_w[..., 1] > -0.5) & (sub_w[..., 1] < ho - 0.5)
+    grid = normalize(torch.nan_to_num(sub_w), (wo, ho))[None]
+    back = F.grid_sample(warp_back.permute(2, 0, 1)[None], grid, mode="bilinear",
+                         padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
+    err = sq_dist(back, pts)
     if mutual_px is not None:
-        grid = normalize(torch.nan_to_num(sub_w), (wo, ho))[None]
-        back = F.grid_sample(warp_back.permute(2, 0, 1)[None], grid, mode="bilinear",
-                             padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
-        ok &= sq_dist(back, pts) < mutual_px ** 2
+        ok &= err < mutual_px ** 2
     idx = torch.nonzero(ok.reshape(-1))[:, 0]
     keep = idx[prio.reshape(-1)[idx].argsort(descending=True)[:num]]
-    return pts.reshape(-1, 2)[keep], sub_w.reshape(-1, 2)[keep], sub_c.reshape(-1)[keep]
+    return (pts.reshape(-1, 2)[keep], sub_w.reshape(-1, 2)[keep], sub_c.reshape(-1)[keep],
+            (err < CONSISTENT_PX ** 2).reshape(-1)[keep])
 
 
 @torch.no_grad()
@@ -50,17 +58,18 @@ def sample_grid(out, num: int = 5000, stride: int = 4, mutual_px: float | None =
     """Matches at fixed anchor pixels of both images of each pair in a model output.
 
     out: `warp0` B x H0 x W0 x 2 (pixels of image1), `certainty0` B x H0 x W0 and twins.
-    Returns a list of B dicts `keypoints0`, `keypoints1` (N x 2 pixels), `scores` N, and
-    `anchor0` N bool (True where keypoints0 is the anchor, False where keypoints1 is).
+    Returns a list of B dicts `keypoints0`, `keypoints1` (N x 2 pixels), `scores` N,
+    `anchor0` N bool (True where keypoints0 is the anchor, False where keypoints1 is) and
+    `consistent` N bool (the other direction's warp comes back within CONSISTENT_PX).
     """
     results = []
     for b in range(out["warp0"].shape[0]):
         w0, c0 = out["warp0"][b].float(), out["certainty0"][b].float()
         w1, c1 = out["warp1"][b].float(), out["certainty1"][b].float()
-        a0, t0, s0 = _direction(w0, c0, w1, stride, num // 2, mutual_px, min_certainty)
-        a1, t1, s1 = _direction(w1, c1, w0, stride, num - num // 2, mutual_px, min_certainty)
+        a0, t0, s0, k0 = _direction(w0, c0, w1, stride, num // 2, mutual_px, min_certainty)
+        a1, t1, s1, k1 = _direction(w1, c1, w0, stride, num - num // 2, mutual_px, min_certainty)
         results.append({"keypoints0": torch.cat([a0, t1]), "keypoints1": torch.cat([t0, a1]),
-                        "scores": torch.cat([s0, s1]),
+                        "scores": torch.cat([s0, s1]), "consistent": torch.cat([k0, k1]),
                         "anchor0": torch.cat([torch.ones(len(a0), dtype=torch.bool),
                                               torch.zeros(len(a1), dtype=torch.bool)])})
     return results

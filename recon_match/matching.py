@@ -52,12 +52,18 @@ default_conf = {
     "num_matches": 5000,       # sampled per pair (both directions together)
     "sampler": "grid",         # "grid": fixed anchor pixels (long tracks); "model": model.sample
     "grid_stride": 4,          # anchor spacing of the grid sampler, network px
-    "mutual": True,            # forward-backward check (within 3 network px)
+    # forward-backward check (within 3 network px); off: on wide baselines the two warps
+    # disagree on most good matches (sacre_coeur: median 4 -> 115 matches a pair), and RANSAC
+    # removes the outliers it lets through
+    "mutual": False,
     "min_certainty": None,     # None: the model's own sampling threshold
     "refine": True,            # NCC refinement on the full-resolution images
     "refine_window": 21,       # template side, full-resolution px (odd)
     "refine_search": 2.0,      # search radius, network px (times the resize factor, >= 2 px)
-    "refine_min_ncc": 0.8,     # below: the match is dropped (weak texture / distortion)
+    "refine_min_ncc": 0.8,     # below: the match is not moved by the refinement
+    # keep matches the refinement could not place, at network precision: NCC fails across
+    # large viewpoint and lighting changes (sacre_coeur: 115 -> 13 matches a pair if dropped)
+    "keep_unrefined": True,
     # pairs with fewer matches are matched again with image1 turned by 90, 180 and 270 degrees
     # and keep the turn with the most matches (drone strips reverse heading; the network is
     # trained for in-plane rotations up to +-60 degrees); 0 = never
@@ -219,18 +225,18 @@ class Engine:
         results = [self.to_original(s, images[n0], images[n1])
                    for s, (n0, n1) in zip(samples, batch_pairs)]
         below = self.conf["rotation_search_below"]
-        return [self.rotation_search(res, images[n0], n0, images[n1], n1) if len(res["scores"]) < below
+        return [self.rotation_search(res, images[n0], n0, images[n1], n1) if support(res) < below
                 else res for res, (n0, n1) in zip(results, batch_pairs)]
 
     def rotation_search(self, best, im0, n0, im1, n1):
-        """The result with the most matches among `best` (image1 upright) and image1 turned by
-        k * 90 degrees, k = 1, 2, 3; keypoints1 always in image1's own frame."""
+        """The result with the most `support` among `best` (image1 upright) and image1 turned
+        by k * 90 degrees, k = 1, 2, 3; keypoints1 always in image1's own frame."""
         f0 = self._stack([(n0, im0)])
         for k in (1, 2, 3):
             turned = rotate_image(im1, k)
             s = self.sample(self.model.match(f0, self._stack([((n1, k), turned)])))[0]
             res = self.to_original(s, im0, turned)
-            if len(res["scores"]) > len(best["scores"]):
+            if support(res) > support(best):
                 best = {**res, "keypoints1": unrotate_points(res["keypoints1"], k, im1["size"])}
         return best
 
@@ -256,10 +262,16 @@ class Engine:
         kp0 = rescale(kp0, im0["scale"]).numpy()
         kp1 = rescale(kp1, im1["scale"]).numpy()
         scores = scores.numpy()
+        # verified: forward-backward consistent and placed by the NCC refinement
+        verified = s["consistent"].cpu().numpy() if "consistent" in s else np.ones(len(scores), bool)
         keep = np.isfinite(kp0).all(1) & np.isfinite(kp1).all(1) & np.isfinite(scores)
         if self.conf["refine"]:
-            keep &= self._refine(kp0, kp1, from0, im0, im1)
-        return {"keypoints0": kp0[keep], "keypoints1": kp1[keep], "scores": scores[keep]}
+            refined = self._refine(kp0, kp1, from0, im0, im1)
+            verified = verified & refined
+            if not self.conf["keep_unrefined"]:
+                keep &= refined
+        return {"keypoints0": kp0[keep], "keypoints1": kp1[keep], "scores": scores[keep],
+                "verified": verified[keep]}
 
     def _refine(self, kp0, kp1, from0, im0, im1):
         """Refine in place; returns the mask of matches that passed the NCC check."""
@@ -276,6 +288,12 @@ class Engine:
 
     def close(self):
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def support(res) -> int:
+    """How well a pair matched: its matches that are forward-backward consistent and placed by
+    the NCC refinement (the kept others are many even for unrelated or turned views)."""
+    return int(res["verified"].sum())
 
 
 def _paths(conf, pairs, export_dir, features, matches):

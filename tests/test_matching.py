@@ -92,11 +92,21 @@ def test_zero_match_pairs_and_refinement(tmp_path):
     Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(images / "flat.png")
     Image.fromarray(np.full((96, 128, 3), 91, np.uint8)).save(images / "flat2.png")
     write_pairs(tmp_path / "pairs.txt", [("tex.png", "flat.png"), ("flat.png", "flat2.png")])
-    feats, matches = matching.main({**CONF, "refine": True}, tmp_path / "pairs.txt", images,
-                                   tmp_path, model=untrained_matcher(), progress=False)
+    feats, matches = matching.main({**CONF, "refine": True, "keep_unrefined": False}, tmp_path / "pairs.txt",
+                                   images, tmp_path, model=untrained_matcher(), progress=False)
+    keys = (names_to_pair("tex.png", "flat.png"), names_to_pair("flat.png", "flat2.png"))
     with h5py.File(matches) as f:  # flat images cannot pass the NCC check: no matches at all
-        for key in (names_to_pair("tex.png", "flat.png"), names_to_pair("flat.png", "flat2.png")):
+        for key in keys:
             assert (f[key]["matches0"][()] == -1).all()
+    # kept instead: exactly the unrefined matches (the refinement could place none of them)
+    runs = [matching.main({**CONF, "refine": r, "keep_unrefined": True}, tmp_path / "pairs.txt", images,
+                          tmp_path / f"keep{r}", model=untrained_matcher(), progress=False) for r in (True, False)]
+    for key in keys:
+        (m_ref, m_raw) = [h5py.File(m)[key]["matches0"][()] for _, m in runs]
+        assert (m_ref >= 0).any()
+        np.testing.assert_array_equal(m_ref, m_raw)
+    for name in ("tex.png", "flat.png"):
+        np.testing.assert_array_equal(*[h5py.File(f)[name]["keypoints"][()] for f, _ in runs])
 
 
 SHIFT = np.array([2.3, -1.6], np.float32)
@@ -295,8 +305,8 @@ def test_unrotate_points_inverts_rotate_image():
 
 def test_rotation_search_matches_a_turned_view(tmp_path):
     """A drone strip reversing heading: image1 is image0's scene turned by 90 degrees. Upright
-    matching finds (almost) nothing; the search finds the turn and returns keypoints1 in
-    image1's own frame, where they agree with the exact mapping."""
+    matching finds (almost) nothing consistent; the search finds the turn and returns
+    keypoints1 in image1's own frame, where they agree with the exact mapping."""
     from recon_match.data.sources import procedural_image
     from recon_match.model import load_matcher
     tex = procedural_image(np.random.default_rng(4), 272, 352, kind="dead_leaves")
@@ -310,10 +320,31 @@ def test_rotation_search_matches_a_turned_view(tmp_path):
         images = {n: engine.load(n) for n in ("a.png", "b.png")}
         res = engine.match_batch([("a.png", "b.png")], images)[0]
         engine.close()
-        counts[below] = len(res["scores"])
+        counts[below] = matching.support(res)
     assert counts[0] < 50 and counts[200] > 500, counts
     k0, k1 = res["keypoints0"], res["keypoints1"]
     shifted = k0 - [24, 16]  # in the crop before turning (W = 320), then turned counter-clockwise
     expected = np.stack([shifted[:, 1], 320 - 1 - shifted[:, 0]], 1)
     err = np.linalg.norm(k1 - expected, axis=1)
     assert np.median(err) < 0.5 and np.mean(err < 2) > 0.9, (np.median(err), np.mean(err < 2))
+
+
+def test_grid_sampler_flags_inconsistent_matches():
+    """A translation both ways except a block of image0 whose forward warp is wrong: those
+    anchors are kept but not `consistent`; `mutual_px` drops them instead."""
+    from recon_match.coords import pixel_grid
+    from recon_match.gridsample import sample_grid
+    h, w, shift = 32, 48, torch.tensor([5.0, 2.0])
+    g = pixel_grid(h, w, dtype=torch.float32)
+    warp0, warp1 = g + shift, g - shift
+    warp0[:16, :16] += 7.0  # wrong, and the backward warp says so
+    out = {"warp0": warp0[None], "warp1": warp1[None], "certainty0": torch.ones(1, h, w),
+           "certainty1": torch.ones(1, h, w)}
+    s = sample_grid(out, num=10_000, stride=4, mutual_px=None)[0]
+    kp0 = s["keypoints0"]
+    bad, good = (kp0 < 14).all(1), (kp0 > 17).any(1)  # in the wrong block / clear of it (bilinear edges)
+    assert bad.sum() > 10 and not s["consistent"][bad].any() and s["consistent"][good].all()
+    inside = (s["keypoints1"] > -0.5).all(1) & (s["keypoints1"][:, 0] < w - 0.5) & (s["keypoints1"][:, 1] < h - 0.5)
+    assert inside.all()
+    strict = sample_grid(out, num=10_000, stride=4, mutual_px=3.0)[0]
+    assert len(strict["scores"]) == int(s["consistent"].sum()) and strict["consistent"].all()
