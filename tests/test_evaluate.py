@@ -113,6 +113,31 @@ def object_only(tmp_path_factory):
     return root
 
 
+def test_scenes_use_a_dataset_calibration_only_without_exif(tmp_path):
+    """Photos without EXIF focal and GT cameras that all agree: that calibration, for both
+    methods; cameras that differ, or photos with EXIF, keep the usual priors."""
+    from PIL import Image
+    from recon_match.evaluation.suites.scenes import calibration
+    images, gt = tmp_path / "images", tmp_path / "gt"
+    images.mkdir()
+    gt.mkdir()
+    rec = pycolmap.Reconstruction()
+    for i in (1, 2):
+        Image.new("RGB", (640, 480)).save(images / f"{i}.png")
+        rec.add_camera_with_trivial_rig(pycolmap.Camera(model="PINHOLE", width=640, height=480,
+                                                        params=[900, 910, 321, 239], camera_id=i))
+        rec.add_image_with_trivial_frame(pycolmap.Image(name=f"{i}.png", camera_id=i, image_id=i),
+                                         pycolmap.Rigid3d())
+    rec.write_text(gt)
+    assert calibration(images, ["1.png", "2.png"], gt) == "PINHOLE,900.0,910.0,321.0,239.0"
+    rec.camera(2).params = [800, 810, 321, 239]
+    rec.write_text(gt)
+    assert calibration(images, ["1.png", "2.png"], gt) is None
+    assert calibration(images, ["1.png"], None) is None
+    names = sorted(p.name for p in (OBJECT / "images").iterdir())[:2]  # rendered with EXIF focal
+    assert calibration(OBJECT / "images", names, OBJECT / "gt") is None
+
+
 def test_quick_pairs_with_skips_and_resume(tmp_path, object_only, capsys):
     out = tmp_path / "eval"
     argv = ["evaluate", "--quick", "--suite", "pairs", "homography", "zeroshot", "--out", str(out),

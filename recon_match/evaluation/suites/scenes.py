@@ -60,13 +60,13 @@ def pairing(images, names, conf) -> str:
 
 
 def calibration(images, names, gt) -> str | None:
-    """"MODEL,params" of the scene's one GT camera when no image has an EXIF focal, else None."""
+    """"MODEL,params" of the scene's GT camera (all GT cameras equal) when no image has an
+    EXIF focal, else None."""
     if gt is None or any(infer_camera(images / n).has_prior_focal_length for n in names):
         return None
-    cams = list(load_model(gt).cameras.values())
-    if len(cams) != 1:
-        return None
-    return ",".join([cams[0].model.name] + [repr(float(p)) for p in cams[0].params])
+    specs = {",".join([c.model.name] + [repr(float(p)) for p in c.params])
+             for c in load_model(gt).cameras.values()}
+    return specs.pop() if len(specs) == 1 else None
 
 
 def run_dense(ctx, images, names, gt, out, conf) -> dict:
