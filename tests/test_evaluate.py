@@ -134,8 +134,11 @@ def test_scenes_use_a_dataset_calibration_only_without_exif(tmp_path):
     rec.write_text(gt)
     assert calibration(images, ["1.png", "2.png"], gt) is None
     assert calibration(images, ["1.png"], None) is None
-    names = sorted(p.name for p in (OBJECT / "images").iterdir())[:2]  # rendered with EXIF focal
-    assert calibration(OBJECT / "images", names, OBJECT / "gt") is None
+    rec.camera(2).params = [900, 910, 321, 239]
+    rec.write_text(gt)
+    from recon_match.render.sample import camera_exif
+    Image.new("RGB", (640, 480)).save(images / "2.jpg", exif=camera_exif(np.diag([500.0, 500, 1]), 640, 480))
+    assert calibration(images, ["1.png", "2.jpg"], gt) is None  # one photo has an EXIF focal
 
 
 def test_quick_pairs_with_skips_and_resume(tmp_path, object_only, capsys):
