@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from .coords import rescale
 from .fileio import atomic_path, safe_name
-from .gridsample import sample_grid
+from .gridsample import CONSISTENT_PX, sample_grid
 from .h5io import list_groups, names_to_pair, open_h5
 from .imageio import list_images
 from .pairs import read_pairs
@@ -64,8 +64,8 @@ default_conf = {
     # keep matches the refinement could not place, at network precision: NCC fails across
     # large viewpoint and lighting changes (sacre_coeur: 115 -> 13 matches a pair if dropped)
     "keep_unrefined": True,
-    # pairs with fewer matches are matched again with image1 turned by 90, 180 and 270 degrees
-    # and keep the turn with the most matches (drone strips reverse heading; the network is
+    # pairs with less `support` (consistent, NCC-placed matches) are matched again with image1
+    # turned by 90, 180 and 270 degrees and keep the turn with the most (drone strips reverse heading; the network is
     # trained for in-plane rotations up to +-60 degrees); 0 = never
     "rotation_search_below": 0,
     # network px; finer than hloc's 8 / 2 px: anchors are exact, so cells need not merge
@@ -251,7 +251,7 @@ class Engine:
         if min_cert is None:
             min_cert = getattr(self.model, "conf", {}).get("sample", {}).get("min_certainty", 0.05)
         return sample_grid(out, c["num_matches"], c["grid_stride"],
-                           3.0 if c["mutual"] else None, min_cert)
+                           CONSISTENT_PX if c["mutual"] else None, min_cert)
 
     def to_original(self, s, im0, im1):
         kp0, kp1 = s["keypoints0"].float().cpu(), s["keypoints1"].float().cpu()

@@ -46,6 +46,11 @@ def parse_camera(spec: str, width: int, height: int) -> pycolmap.Camera:
     return camera
 
 
+def camera_spec(camera: pycolmap.Camera) -> str:
+    """The `"MODEL,p1,p2,..."` string `parse_camera` reads back into `camera`'s intrinsics."""
+    return ",".join([camera.model.name] + [repr(float(p)) for p in camera.params])
+
+
 def infer_camera(path, camera_model="SIMPLE_RADIAL", size=None, spec=None) -> pycolmap.Camera:
     """Initial camera for one image: `spec` ("MODEL,params": known intrinsics, e.g. a
     calibrated rig), else focal prior from EXIF when present, else 1.2 * max(W, H).

@@ -7,7 +7,7 @@ from pathlib import Path
 import pycolmap
 
 from ..config import merge_conf as _merge
-from .colmap import infer_camera, resolve_camera_mode
+from .colmap import camera_spec as format_camera, infer_camera, resolve_camera_mode
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def extract_and_match(db_path, image_dir, names, conf=None, camera_mode="auto",
     camera_mode = resolve_camera_mode(cameras, camera_mode)
     reader = pycolmap.ImageReaderOptions(camera_model=camera_model)
     if camera_spec:
-        reader.camera_model = cameras[0].model.name
-        reader.camera_params = ",".join(repr(float(p)) for p in cameras[0].params)
+        reader.camera_model, reader.camera_params = format_camera(cameras[0]).split(",", 1)
     db_path = Path(db_path)
     t0 = time.time()
     logger.info("SIFT extraction on %d images (max size %d px, %d features, camera mode %s)...",

@@ -31,12 +31,13 @@ def export_weights(checkpoint, out=WEIGHTS_PATH, half=True, validation=None):
     checkpoint's own best validation.
     """
     ckpt = load_checkpoint(checkpoint)
-    model_from_file(ckpt, checkpoint)  # fail here, not at load time, if it does not fit
-    weights = ckpt.get("ema") or ckpt["model"]
+    # the weights a checkpoint stands for (its average, if any); fails here if they do not fit
+    weights = model_from_file(ckpt, checkpoint).state_dict()
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in weights.items()}
     s = ckpt["state"]
     meta = {"source": str(checkpoint), "step": s["step"], "pairs_seen": s["pairs_seen"],
-            "train_hours": round(s["train_seconds"] / 3600, 3), "best_metric": s.get("best_metric"), "ema": "ema" in ckpt,
+            "train_hours": round(s["train_seconds"] / 3600, 3), "best_metric": s.get("best_metric"),
+            "ema": "ema" in ckpt,
             "validation": json.loads(s["best_summary"]) if s.get("best_summary") else None,
             "config": ckpt["config"], "continuations": s.get("continuations", [])}
     if validation is not None:

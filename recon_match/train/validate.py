@@ -26,7 +26,7 @@ GROUPS_FIRST = ["all", "gen/homography", "gen/lifting", "gen/multi_instance"]
 def validate(weights, conf) -> dict:
     """{group: {metric: value}} of `weights` on the validation set of train config `conf`."""
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(Path(tmp) / "run", {**conf, "num_workers": 0})
+        trainer = Trainer(Path(tmp) / "run", {**conf, "num_workers": 0, "ema_decay": 0.0})
         trainer.net.load_state_dict(model_from_file(read_torch_file(weights), weights).state_dict())
         return trainer.validate(trainer.net)
 

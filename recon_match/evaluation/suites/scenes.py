@@ -20,7 +20,7 @@ from ... import pairs as pair_selection
 from ...imageio import list_images
 from ...pairs.spatial import read_exif_gps
 from ...sfm import read_stats, reconstruct
-from ...sfm.colmap import infer_camera
+from ...sfm.colmap import camera_spec, infer_camera
 from ..gt import load_model
 from .base import COLMAP_SIFT, OURS, SuiteSkipped, image_dir, scene_folders
 
@@ -64,8 +64,7 @@ def calibration(images, names, gt) -> str | None:
     EXIF focal, else None."""
     if gt is None or any(infer_camera(images / n).has_prior_focal_length for n in names):
         return None
-    specs = {",".join([c.model.name] + [repr(float(p)) for p in c.params])
-             for c in load_model(gt).cameras.values()}
+    specs = {camera_spec(c) for c in load_model(gt).cameras.values()}
     return specs.pop() if len(specs) == 1 else None
 
 
