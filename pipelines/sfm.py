@@ -46,6 +46,9 @@ def add_arguments(parser):
                         help="dense: match pairs with few matches again with the second image turned by "
                              "90/180/270 degrees (drone strips reverse heading); auto = on unless --pairs "
                              "exhaustive (where most weak pairs do not overlap at all: 4x the cost for nothing)")
+    parser.add_argument("--pair-gate", type=float, default=None, metavar="R",
+                        help="dense: pairs with fewer confident matches than R x the smaller of their two "
+                             "images' best pair get none (default 0.2; 0 keeps every pair)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="dense matcher weights or training checkpoint (default: the shipped weights)")
     parser.add_argument("--overwrite", action="store_true", help="redo a complete output folder")
@@ -79,6 +82,8 @@ def dense_matches(args, names):
                             num_pairs=args.num_pairs, image_list=names, model=model)
     t1 = time.time()
     conf = {"resize": args.resize} if args.resize else {}
+    if args.pair_gate is not None:
+        conf["pair_gate"] = args.pair_gate
     conf["rotation_search_below"] = {"on": matching.ROTATION_SEARCH_BELOW, "off": 0,
                                      "auto": matching.auto_rotation_search(args.pairs)}[args.rotation_search]
     kwargs = {"max_kps": args.max_kps} if args.max_kps else {}

@@ -348,3 +348,39 @@ def test_grid_sampler_flags_inconsistent_matches():
     assert inside.all()
     strict = sample_grid(out, num=10_000, stride=4, mutual_px=3.0)[0]
     assert len(strict["scores"]) == int(s["consistent"].sum()) and strict["consistent"].all()
+
+
+def test_weak_pairs_keeps_each_images_best_pair():
+    ring = [("a", "b"), ("b", "c"), ("c", "d"), ("d", "a"), ("a", "c"), ("b", "d")]
+    counts = [900, 800, 1000, 700, 30, 200]  # the two diagonals overlap less
+    assert matching.weak_pairs(ring, counts, 0.2) == {4}  # b-d: 200 >= 0.2 * min(900, 1000)
+    assert matching.weak_pairs(ring, counts, 0.25) == {4, 5}
+    assert matching.weak_pairs(ring, counts, 0.0) == set()
+    # an image whose pairs are all weak still keeps its best one
+    assert 4 not in matching.weak_pairs(ring[:4] + [("a", "e"), ("e", "c")], counts[:4] + [10, 5], 0.2)
+    assert matching.weak_pairs(ring, [0] * 6, 0.5) == set()  # nothing confident: nothing to compare
+    with pytest.raises(ValueError, match="pair_gate"):
+        matching.make_conf({"pair_gate": 1.5})
+
+
+def test_pair_gate_empties_a_pair_without_overlap(tmp_path):
+    """Shipped weights: two crops of each of two textures. The pairs within a texture match
+    confidently; the pair across them is gated and written with no matches (hloc reads it as
+    an empty pair), though it has some without the gate."""
+    from recon_match.model import load_matcher
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, seed in (("a", 0), ("b", 7)):
+        tex = textured(160, 224, seed)
+        for i in range(2):
+            Image.fromarray(tex[16 * i:16 * i + 128, 32 * i:32 * i + 160]).save(images / f"{name}{i}.png")
+    pairs = [("a0.png", "a1.png"), ("b0.png", "b1.png"), ("a0.png", "b1.png")]
+    write_pairs(tmp_path / "pairs.txt", pairs)
+    runs = {}
+    for gate in (0.0, 0.2):
+        _, matches = matching.main({**CONF, "resize": 160, "pair_gate": gate}, tmp_path / "pairs.txt", images,
+                                   tmp_path / f"gate{gate}", model=load_matcher(), progress=False)
+        runs[gate] = [len(hloc_get_matches(matches, *p)[0]) for p in pairs]
+    assert min(runs[0.2][:2]) > 100
+    assert runs[0.2][2] == 0 < runs[0.0][2]
+

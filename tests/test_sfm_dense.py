@@ -7,8 +7,6 @@ from recon_match.sfm import read_stats
 
 
 @pytest.mark.slow  # 190 pairs of dense matching + mapping: minutes on 2 cores
-@pytest.mark.xfail(reason="known (issue #5): the shipped weights do not yet hold the 18-degree steps of the "
-                          "object ring (PCK@3 0.10 there); views register with wrong poses", strict=False)
 def test_dense_sfm_registers_every_object_view_accurately(tmp_path):
     from recon_match.render import ensure_sample_scene
     scene = ensure_sample_scene("object")

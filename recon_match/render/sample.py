@@ -17,7 +17,7 @@ from .shading import render_view
 
 logger = logging.getLogger(__name__)
 
-RENDER_VERSION = 3  # bump when the renderer's output changes, so caches re-render
+RENDER_VERSION = 4  # bump when the renderer's output changes, so caches re-render
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "sample_scenes"
 JPEG_QUALITY = 92
 FILM_DIAGONAL_MM = 43.2666  # of 36 x 24 mm film: COLMAP converts FocalLengthIn35mmFilm with it

@@ -29,6 +29,11 @@ class _Materials:
             self.cache[name] = Texture(procedural(name, self.rng, self.size))
         return self._material(self.cache[name], texels_per_metre, detail_tpm)
 
+    def unique(self, name, texels_per_metre, detail_tpm=None):
+        """A fresh draw of a procedural texture, shared with no other surface."""
+        return self._material(Texture(procedural(name, self.rng, self.size)), texels_per_metre,
+                              detail_tpm)
+
     def random(self, names, tpm_range=(60, 250)):
         """A random user texture if any were given, else a random procedural one."""
         tpm = float(np.exp(self.rng.uniform(*np.log(tpm_range))))
@@ -57,7 +62,7 @@ def make_object_scene(seed=0, textures=None):
              ((0, -12.2, 3.0), (12.6, 0.2, 3.0), "plaster", 60),
              ((-12.2, 0, 2.0), (0.2, 12.0, 2.0), "brick", 200)]
     for centre, half, name, tpm in walls:
-        scene.add(Box(centre, half), mats.get(name, tpm, 400))
+        _add_wall(scene, mats, centre, half, name, tpm)
     # the monument: two-stepped plinth, column, sphere on top
     scene.add(Box((0, 0, 0.35), (1.5, 1.5, 0.35)), mats.get("stone", 220, 600))
     scene.add(Box((0, 0, 0.95), (1.0, 1.0, 0.25), rot_z(np.pi / 4)), mats.get("marble", 300, 600))
@@ -74,6 +79,19 @@ def make_object_scene(seed=0, textures=None):
     scene.add(Cylinder((3.6, -2.2, 0), 0.35, 1.6), mats.get("brick", 300, 600))
     scene.add(Cylinder((-4.6, -4.2, 0), 0.6, 0.9), mats.get("foliage", 250))
     return scene
+
+
+def _add_wall(scene, mats, centre, half, name, tpm):
+    """A wall as segments no longer than one texture period, each with its own draw of the
+    texture. A tiled texture repeats exactly along a wall (and across walls sharing it); every
+    matcher then registers one copy onto another and the ring folds."""
+    axis = int(np.argmax(half[:2]))
+    count = int(np.ceil(2 * half[axis] * tpm / mats.size))
+    for k in range(count):
+        c, h = np.array(centre, np.float64), np.array(half, np.float64)
+        h[axis] = half[axis] / count
+        c[axis] = centre[axis] - half[axis] + (2 * k + 1) * h[axis]
+        scene.add(Box(c, h), mats.unique(name, tpm, 400))
 
 
 def object_cameras(scene, num=20, width=640, height=480, focal=500.0):
