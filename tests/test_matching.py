@@ -359,6 +359,9 @@ def test_weak_pairs_keeps_each_images_best_pair():
     # an image whose pairs are all weak still keeps its best one
     assert 4 not in matching.weak_pairs(ring[:4] + [("a", "e"), ("e", "c")], counts[:4] + [10, 5], 0.2)
     assert matching.weak_pairs(ring, [0] * 6, 0.5) == set()  # nothing confident: nothing to compare
+    # images whose best pair has fewer than min_best confident matches are not judged
+    assert matching.weak_pairs(ring, counts, 0.25, min_best=950) == set()
+    assert matching.weak_pairs(ring, counts, 0.25, min_best=900) == {4, 5}
     with pytest.raises(ValueError, match="pair_gate"):
         matching.make_conf({"pair_gate": 1.5})
 

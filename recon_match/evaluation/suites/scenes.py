@@ -34,7 +34,7 @@ default_conf = {
     "exhaustive_max": 12,       # more images than this: GPS pairs (all EXIF GPS) or retrieval
     "num_pairs": 8,             # GPS / retrieval pairs per image
     "quick_max_images": 6,      # quick mode: the first images of each sample scene
-    "dense": {"resize": 640},   # matching options (recon_match.matching.default_conf)
+    "dense": {},                # matching options (recon_match.matching.default_conf)
     "max_kps": 8192,
     "sift": {"max_image_size": 1600},  # the Strecha photos are 3072 px wide
     "dataset_calibration": True,  # scenes without EXIF focal: the GT camera as known intrinsics
