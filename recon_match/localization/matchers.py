@@ -71,7 +71,7 @@ class DenseQueryMatcher:
 
     default_conf = {
         # long side fed to the network; 384 as for SfM (`recon_match.matching`): aerial queries
-        # 91.7 -> 100 % at (0.5 m, 5 deg), thermal 8.3 -> 16.7 %, night 0 -> 50 %, 3x faster than 640
+        # 91.7 -> 100 % at (0.5 m, 5 deg), thermal 8.3 -> 16.7 %, night 0 -> 42-50 %, 3x faster than 640
         "resize": 384,
         "mode": "warp",         # "warp" | "nearest"
         "min_certainty": 0.2,   # warp mode: certainty of the reference->query warp
