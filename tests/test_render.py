@@ -156,3 +156,18 @@ def test_aerial_sample_scene_files():
         assert 40 < c[2] < 90 and np.hypot(row["x"] - c[0], row["y"] - c[1]) < 8
     for image in queries.images.values():
         assert (root / "queries" / image.name).is_file()
+
+
+def test_object_walls_never_repeat_a_texture(object_scene):
+    """Every wall segment has its own texture and is shorter than one texture period: a tiled
+    texture repeated along a wall (or shared by two walls) let SIFT and the dense matcher
+    register one copy onto another and fold the ring (85 degrees median error)."""
+    from recon_match.render.raycast import Box
+    walls = [(p, m) for p, m in zip(object_scene.primitives, object_scene.materials)
+             if isinstance(p, Box) and min(p.half[:2]) <= 0.2 and max(p.half[:2]) > 1.5]
+    assert len(walls) >= 8  # four walls, each in segments
+    assert len({id(m.texture) for _, m in walls}) == len(walls)
+    for box, mat in walls:
+        length = 2 * max(box.half[:2]) * mat.texels_per_metre
+        height = 2 * box.half[2] * mat.texels_per_metre
+        assert length <= mat.texture.size[0] and height <= mat.texture.size[1]
