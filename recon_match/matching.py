@@ -49,7 +49,7 @@ default_conf = {
     # long side for the network (downscale only), multiple of 16. 384, not 640: the NCC
     # refinement on the full-resolution images gives the precision, and the network, trained on
     # 256 px crops, holds wide baselines better at this scale (sacre_coeur 2 -> 10/10 registered;
-    # Strecha AUC@1 93.4 -> 95.2; 2.7x faster); "recon-dense-hq" matches at 640
+    # Strecha AUC@1 93.4 -> 94.6; 2.7x faster); "recon-dense-hq" matches at 640
     "resize": 384,
     "dfactor": 16,
     "batch_size": 4,           # pairs per forward pass (same-size images only)
