@@ -69,8 +69,8 @@ default_conf = {
     # large viewpoint and lighting changes (sacre_coeur: 115 -> 13 matches a pair if dropped)
     "keep_unrefined": True,
     # pairs with less `support` (consistent, NCC-placed matches) are matched again with image1
-    # turned by 90, 180 and 270 degrees and keep the turn with the most (drone strips reverse heading; the network is
-    # trained for in-plane rotations up to +-60 degrees); 0 = never
+    # turned by 90, 180 and 270 degrees and keep the turn with the most (drone strips reverse
+    # heading; the network is trained for in-plane rotations up to +-60 degrees); 0 = never
     "rotation_search_below": 0,
     # a pair with fewer confident matches (score > CONFIDENT) than this fraction of the
     # smaller of its two images' best pair is dropped before quantization: between views that
@@ -327,7 +327,9 @@ def _gate(store, pairs, conf) -> set:
     ratio = conf["pair_gate"]
     if ratio <= 0:
         return set()
-    counts = [int((store.load(names_to_pair(*p))["scores"] > CONFIDENT).sum()) for p in pairs]
+    # scores only: quantization reads the full matches once afterwards
+    counts = [int((store.load(names_to_pair(*p), ("scores",))["scores"] > CONFIDENT).sum())
+              for p in pairs]
     weak = weak_pairs(pairs, counts, ratio, GATE_MIN_BEST * conf["num_matches"])
     logger.info("pair gate: %d of %d pairs have < %.0f%% of their images' best confident-match "
                 "count; they get no matches", len(weak), len(pairs), 100 * ratio)

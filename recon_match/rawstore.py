@@ -109,15 +109,16 @@ class RawStore:
         for k in keys:
             self.index[k] = final
 
-    def load(self, key: str) -> dict:
-        """Raw matches of one pair (finished shards only; call `finish_shard` first)."""
+    def load(self, key: str, fields=FIELDS) -> dict:
+        """Raw matches of one pair, `fields` of them (finished shards only; call
+        `finish_shard` first)."""
         path = self.index[key]
         if path not in self._readers:
             self._readers[path] = h5py.File(path, "r")
             if len(self._readers) > 8:  # a few open handles, not one per shard
                 self._readers.popitem(last=False)[1].close()
         g = self._readers[path][key]
-        return {f: g[f][()] for f in FIELDS}
+        return {f: g[f][()] for f in fields}
 
     def close(self):
         self.finish_shard()
