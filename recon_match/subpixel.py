@@ -80,13 +80,32 @@ def _parabola(left, centre, right):
     return torch.where(level, 0, off).clamp(-0.5, 0.5)
 
 
-def _search(a_win, m_win, anchors, moving, r, s):
+def _affine_patches(img, centres, affine, size):
+    """Bilinear `size`^2 patches of `img` (1 x 1 x H x W float32 tensor) sampled at
+    centre + A (dx, dy) for the integer offsets (dx, dy) of a `size`^2 grid centred on 0
+    (borders replicated), offset like `_patches`: N x size x size float32 tensor."""
+    h, w = img.shape[-2:]
+    d = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    dy, dx = torch.meshgrid(d, d, indexing="ij")
+    offsets = torch.stack([dx, dy], -1).reshape(-1, 2)  # size^2 x 2
+    xy = torch.from_numpy(centres)[:, None] + offsets @ torch.from_numpy(affine).transpose(1, 2)
+    grid = (xy + 0.5) / torch.tensor([w, h], dtype=torch.float32) * 2 - 1
+    p = F.grid_sample(img, grid[None], mode="bilinear", padding_mode="border",
+                      align_corners=False)[0, 0].reshape(-1, size, size)
+    return p - p[:, size // 2, size // 2, None, None]
+
+
+def _search(a_win, m_win, anchors, moving, r, s, m_img=None, affine=None):
     """Best NCC offset for finite matches (N x 2 float32 arrays each) between the windows
     of `_padded` anchor and moving images: (best N, u N, v N, du N, dv N, flat N) tensors;
-    (u, v) index the (2s+1)^2 offsets, (du, dv) are the parabolic sub-sample corrections."""
+    (u, v) index the (2s+1)^2 offsets, (du, dv) are the parabolic sub-sample corrections.
+    With `affine` (N x 2 x 2), the moving area is sampled from `m_img` along it, and
+    offsets are in the anchor image's frame."""
     m = 2 * s + 1
     tmpl = _patches(a_win, anchors, 2 * r + 1)
-    res, tss = _ncc(tmpl, _patches(m_win, moving, 2 * (r + s) + 1))
+    area = (_patches(m_win, moving, 2 * (r + s) + 1) if affine is None
+            else _affine_patches(m_img, moving, affine, 2 * (r + s) + 1))
+    res, tss = _ncc(tmpl, area)
     res = res.reshape(len(res), -1)
     best, idx = res.max(1)  # first maximum in row-major order, as cv2.minMaxLoc
     v, u = idx // m, idx % m
@@ -100,12 +119,30 @@ def _search(a_win, m_win, anchors, moving, r, s):
     return best, u, v, du, dv, tss < (2 * r + 1) ** 2 * 1e-4  # template std < 1e-2
 
 
+def sane_affine(affine, max_scale: float = 4.0):
+    """N x 2 x 2 local affines with the implausible ones (non-finite, mirroring, scale
+    beyond 1/`max_scale`..`max_scale` or anisotropy beyond `max_scale`) set to identity."""
+    a = np.asarray(affine, np.float64).reshape(-1, 2, 2)
+    ok = np.isfinite(a).all((1, 2))
+    sv = np.full((len(a), 2), np.nan)
+    sv[ok] = np.linalg.svd(a[ok], compute_uv=False)
+    det = np.where(ok, np.linalg.det(np.where(ok[:, None, None], a, np.eye(2))), -1)
+    ok &= (det > 0) & (sv[:, 1] > 1 / max_scale) & (sv[:, 0] < max_scale)
+    ok &= sv[:, 0] < max_scale * sv[:, 1]
+    return np.where(ok[:, None, None], a, np.eye(2)).astype(np.float32)
+
+
 def refine_matches(anchor_img, moving_img, anchors, moving, window: int = 21,
-                   search: float = 8.0, min_ncc: float = 0.8):
+                   search: float = 8.0, min_ncc: float = 0.8, affine=None):
     """Refine `moving` (N x 2 pixels in `moving_img`) to best match the patches around
     `anchors` (N x 2 pixels in `anchor_img`); images are H x W gray (uint8 or float).
 
     window: odd template side (px); search: radius searched around each moving point (px).
+    affine: optional N x 2 x 2 local maps from anchor-image offsets to moving-image offsets
+    (the Jacobian of the dense warp): the moving image is then sampled along them, so the
+    template still fits across rotation, scale and foreshortening (a square window fails
+    there); the search radius stays `search` moving-image px, about. Implausible affines
+    are replaced by the identity (`sane_affine`).
     Returns (refined N x 2 float32, ncc N float32, ok N bool); `refined` equals `moving`
     where not ok (NCC below `min_ncc`, flat template, non-finite input, or the peak on
     the border of the search area). Vectorized (bilinear patches, one grouped convolution
@@ -119,21 +156,47 @@ def refine_matches(anchor_img, moving_img, anchors, moving, window: int = 21,
                          f"{a_img.shape} and {m_img.shape}")
     anchors = np.asarray(anchors, np.float32).reshape(-1, 2)
     moving = np.asarray(moving, np.float32).reshape(-1, 2)
-    r, s = max(1, int(window) // 2), max(1, int(np.ceil(search)))
-    a_win, m_win = _padded(a_img, 2 * r + 1), _padded(m_img, 2 * (r + s) + 1)
+    r = max(1, int(window) // 2)
+    a_win = _padded(a_img, 2 * r + 1)
+    out, ncc, ok = _refine_pass(a_win, m_img, anchors, moving, r, search, min_ncc,
+                                np.arange(len(moving)))
+    if affine is not None and not ok.all():
+        # second pass, along the affine, for what the square window could not place: the
+        # warp's Jacobian is noisy, so it does not replace a square fit that worked
+        todo = np.flatnonzero(~ok)
+        o2, n2, ok2 = _refine_pass(a_win, m_img, anchors, moving, r, search, min_ncc, todo,
+                                   sane_affine(affine))
+        out[todo[ok2[todo]]] = o2[todo[ok2[todo]]]
+        ncc[todo] = np.maximum(ncc[todo], n2[todo])
+        ok |= ok2
+    return out, ncc, ok
+
+
+def _refine_pass(a_win, m_img, anchors, moving, r, search, min_ncc, which, affine=None):
+    """`refine_matches` for the matches `which`, along `affine` (N x 2 x 2) when given."""
+    if affine is None:
+        s = max(1, int(np.ceil(search)))
+        m_win, m_t = _padded(m_img, 2 * (r + s) + 1), None
+    else:  # the search radius in anchor px that covers `search` moving px, about
+        scale = np.sqrt(np.abs(np.linalg.det(affine[which]))) if len(which) else np.ones(1)
+        s = max(1, int(np.ceil(search / max(float(np.median(scale)), 1e-3))))
+        m_win, m_t = None, torch.from_numpy(np.asarray(m_img, np.float32))[None, None]
     out = moving.copy()
     ncc = np.zeros(len(moving), np.float32)
     ok = np.zeros(len(moving), bool)
-    valid = np.flatnonzero(np.isfinite(anchors).all(1) & np.isfinite(moving).all(1))
+    valid = which[np.isfinite(anchors[which]).all(1) & np.isfinite(moving[which]).all(1)]
     # in bands of rows, so that successive patches share cached image rows
     valid = valid[np.lexsort((moving[valid, 0], moving[valid, 1] // 64))]
     for start in range(0, len(valid), CHUNK):
         i = valid[start:start + CHUNK]
+        a_i = None if affine is None else affine[i]
         best, u, v, du, dv, flat = (x.numpy() for x in _search(
-            a_win, m_win, anchors[i], moving[i], r, s))
+            a_win, m_win, anchors[i], moving[i], r, s, m_t, a_i))
         ncc[i] = np.where(flat, 0, best)
         good = ~flat & (best >= min_ncc) & (0 < u) & (u < 2 * s) & (0 < v) & (v < 2 * s)
         shift = np.stack([u - s + du.astype(np.float64), v - s + dv.astype(np.float64)], 1)
+        if a_i is not None:
+            shift = np.einsum("nij,nj->ni", a_i.astype(np.float64), shift)
         out[i[good]] = moving[i[good]] + shift[good]
         ok[i[good]] = True
     return out, ncc, ok

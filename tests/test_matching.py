@@ -305,8 +305,8 @@ def test_unrotate_points_inverts_rotate_image():
 
 def test_rotation_search_matches_a_turned_view(tmp_path):
     """A drone strip reversing heading: image1 is image0's scene turned by 90 degrees. Upright
-    matching finds (almost) nothing consistent; the search finds the turn and returns
-    keypoints1 in image1's own frame, where they agree with the exact mapping."""
+    matching with square NCC windows places (almost) nothing; the search finds the turn and
+    returns keypoints1 in image1's own frame, where they agree with the exact mapping."""
     from recon_match.data.sources import procedural_image
     from recon_match.model import load_matcher
     tex = procedural_image(np.random.default_rng(4), 272, 352, kind="dead_leaves")
@@ -315,7 +315,7 @@ def test_rotation_search_matches_a_turned_view(tmp_path):
     net = load_matcher(device="cpu")
     counts = {}
     for below in (0, 200):
-        conf = matching.make_conf({"rotation_search_below": below})
+        conf = matching.make_conf({"rotation_search_below": below, "refine_affine": False})
         engine = matching.Engine(net, conf, tmp_path, torch.device("cpu"))
         images = {n: engine.load(n) for n in ("a.png", "b.png")}
         res = engine.match_batch([("a.png", "b.png")], images)[0]
@@ -348,6 +348,71 @@ def test_grid_sampler_flags_inconsistent_matches():
     assert inside.all()
     strict = sample_grid(out, num=10_000, stride=4, mutual_px=3.0)[0]
     assert len(strict["scores"]) == int(s["consistent"].sum()) and strict["consistent"].all()
+
+
+def test_ncc_refinement_follows_the_local_affine():
+    """A view turned by 40 degrees and zoomed 1.3x: a square window fails, the affine pass
+    (given a slightly wrong Jacobian, as a network's) places most matches to < 0.2 px."""
+    img = smooth_texture(3)[0]
+    A = cv2.getRotationMatrix2D((160, 120), 40, 1.3)
+    turned = cv2.warpAffine(img, A, (320, 240), flags=cv2.INTER_CUBIC)
+    rng = np.random.default_rng(3)
+    anchors = rng.uniform([110, 80], [210, 160], (300, 2)).astype(np.float32)
+    true = (anchors @ A[:, :2].T + A[:, 2]).astype(np.float32)
+    guess = true + rng.uniform(-2, 2, true.shape).astype(np.float32)
+    square = refine_matches(img, turned, anchors, guess, window=15, search=4)[2]
+    jac = np.repeat(A[None, :, :2], len(anchors), 0) + rng.normal(0, 0.03, (len(anchors), 2, 2))
+    refined, _, ok = refine_matches(img, turned, anchors, guess, window=15, search=4, affine=jac)
+    assert square.mean() < 0.05 and ok.mean() > 0.9
+    assert np.median(np.linalg.norm(refined - true, axis=1)[ok]) < 0.2
+    np.testing.assert_array_equal(refined[~ok], guess[~ok])
+    # where the square window works, the affine pass changes nothing
+    anchors, guess = shifted_guesses(4, 100, 40, 200, noise=3)
+    img, moved = smooth_texture(4)
+    plain = refine_matches(img, moved, anchors, guess, window=15, search=5)
+    with_affine = refine_matches(img, moved, anchors, guess, window=15, search=5,
+                                 affine=np.tile(np.eye(2), (100, 1, 1)))
+    assert plain[2].mean() > 0.9
+    np.testing.assert_array_equal(plain[0][plain[2]], with_affine[0][plain[2]])
+
+
+def test_sane_affine_replaces_implausible_maps():
+    from recon_match.subpixel import sane_affine
+    rot = cv2.getRotationMatrix2D((0, 0), 120, 1.5)[:, :2]
+    maps = np.stack([rot, np.diag([1.0, -1.0]), np.diag([10.0, 10.0]), np.diag([3.0, 0.5]),
+                     np.full((2, 2), np.nan)])
+    out = sane_affine(maps)
+    np.testing.assert_allclose(out[0], rot, rtol=1e-6)
+    for k in range(1, 5):  # mirrored, too large, too anisotropic, not finite
+        np.testing.assert_array_equal(out[k], np.eye(2))
+
+
+def test_grid_sampler_gives_the_warps_jacobian():
+    """A linear warp (rotation and zoom) sampled on the grid: `affine` is its matrix, also
+    within a box's width of the borders."""
+    from recon_match.coords import pixel_grid
+    from recon_match.gridsample import sample_grid
+    h, w = 40, 56
+    M = torch.tensor([[0.9, -0.3], [0.3, 0.9]])
+    g = pixel_grid(h, w, dtype=torch.float32)
+    warp0 = g @ M.T + torch.tensor([4.0, 3.0])
+    warp1 = (g - torch.tensor([4.0, 3.0])) @ torch.linalg.inv(M).T
+    out = {"warp0": warp0[None], "warp1": warp1[None], "certainty0": torch.ones(1, h, w),
+           "certainty1": torch.ones(1, h, w)}
+    s = sample_grid(out, num=10_000, stride=4, mutual_px=None)[0]
+    a0, aff = s["anchor0"], s["affine"]
+    assert a0.any() and (~a0).any()
+    torch.testing.assert_close(aff[a0], M.expand(int(a0.sum()), 2, 2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(aff[~a0], torch.linalg.inv(M).expand(int((~a0).sum()), 2, 2),
+                               atol=1e-4, rtol=0)
+
+
+def test_keeps_unrefined_settings():
+    assert matching.keeps_unrefined(True, 5000) and not matching.keeps_unrefined(False, 0)
+    assert matching.keeps_unrefined(200, 199) and not matching.keeps_unrefined(200, 200)
+    for bad in (-1, "yes"):
+        with pytest.raises(ValueError, match="keep_unrefined"):
+            matching.make_conf({"keep_unrefined": bad})
 
 
 def test_weak_pairs_keeps_each_images_best_pair():
