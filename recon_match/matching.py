@@ -69,7 +69,8 @@ default_conf = {
     # window fails across them and leaves those matches at network precision
     "refine_affine": True,
     # keep matches the refinement could not place (at network precision, often px off) only
-    # in pairs where it placed fewer than this many: NCC fails across large viewpoint and
+    # in pairs where it placed fewer than this many (decided after the pair gate, which
+    # counts all of a pair's confident matches): NCC fails across large viewpoint and
     # lighting changes (sacre_coeur: 10 -> 2 of 10 views registered if always dropped), while
     # where it works the unplaced rest is mostly outliers that pass RANSAC along the epipolar
     # lines (aerial AUC@5 97.9 -> 99.0); True / False: always / never
@@ -100,8 +101,8 @@ CONFIDENT = 0.5  # match score above which a match counts for the pair gate
 GATE_MIN_BEST = 0.1
 ROTATION_SEARCH_BELOW = 200  # matches: the threshold that the CLIs' --rotation-search turns on
 
-_NOT_IN_FINGERPRINT = ("quantize", "pair_gate", "output", "feature_cache_mb", "image_cache_mb",
-                       "num_workers", "shard_size", "device", "batch_size")
+_NOT_IN_FINGERPRINT = ("quantize", "pair_gate", "keep_unrefined", "output", "feature_cache_mb",
+                       "image_cache_mb", "num_workers", "shard_size", "device", "batch_size")
 
 confs = {
     "recon-dense": {},
@@ -290,15 +291,14 @@ class Engine:
         # verified: forward-backward consistent and placed by the NCC refinement
         verified = s["consistent"].cpu().numpy() if "consistent" in s else np.ones(len(scores), bool)
         keep = np.isfinite(kp0).all(1) & np.isfinite(kp1).all(1) & np.isfinite(scores)
+        refined = np.ones(len(scores), bool)
         if self.conf["refine"]:
             affine = s["affine"].float().cpu().numpy() if self.conf["refine_affine"] and \
                 "affine" in s else None
             refined = self._refine(kp0, kp1, from0, im0, im1, affine)
             verified = verified & refined
-            if not keeps_unrefined(self.conf["keep_unrefined"], int(refined.sum())):
-                keep &= refined
         return {"keypoints0": kp0[keep], "keypoints1": kp1[keep], "scores": scores[keep],
-                "verified": verified[keep]}
+                "verified": verified[keep], "refined": refined[keep]}
 
     def _refine(self, kp0, kp1, from0, im0, im1, affine=None):
         """Refine in place; returns the mask of matches that passed the NCC check. `affine`:
@@ -460,7 +460,12 @@ def main(conf: dict, pairs, image_dir, export_dir=None, features=None, matches=N
     empty = {"keypoints0": np.zeros((0, 2)), "keypoints1": np.zeros((0, 2)), "scores": np.zeros(0)}
 
     def load(i):
-        return empty if i in weak else store.load(names_to_pair(*pair_list[i]))
+        if i in weak:
+            return empty
+        m = store.load(names_to_pair(*pair_list[i]))
+        if keeps_unrefined(conf["keep_unrefined"], int(m["refined"].sum())):
+            return m
+        return {k: v[m["refined"]] for k, v in m.items()}
 
     with atomic_path(features) as tf, atomic_path(matches) as tm:
         with h5py.File(tf, "w") as ff, h5py.File(tm, "w") as fm:

@@ -22,7 +22,7 @@ from .h5io import list_groups, open_h5, write_group
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("keypoints0", "keypoints1", "scores")
+FIELDS = ("keypoints0", "keypoints1", "scores", "refined")
 
 
 class RawStore:
@@ -81,7 +81,8 @@ class RawStore:
         return key in self.index
 
     def add(self, key: str, match: dict):
-        """Append one pair's raw matches (keypoints0/1 M x 2 float32 pixels, scores M)."""
+        """Append one pair's raw matches (keypoints0/1 M x 2 float32 pixels, scores M and
+        optional `refined` M bool, default all True)."""
         if self._open is None:
             n = self._next_shard()
             self._open_path = self.folder / f".shard-{n:05d}.h5.partial"
@@ -90,7 +91,9 @@ class RawStore:
         write_group(self._open, key, {
             "keypoints0": np.asarray(match["keypoints0"], np.float32).reshape(-1, 2),
             "keypoints1": np.asarray(match["keypoints1"], np.float32).reshape(-1, 2),
-            "scores": np.asarray(match["scores"], np.float32).reshape(-1)})
+            "scores": np.asarray(match["scores"], np.float32).reshape(-1),
+            "refined": np.asarray(match.get("refined", np.ones(len(match["scores"]), bool)),
+                                  bool).reshape(-1)})
         self._open.flush()
         self._open_count += 1
         self.index[key] = None  # readable once its shard is finished

@@ -109,6 +109,33 @@ def test_zero_match_pairs_and_refinement(tmp_path):
         np.testing.assert_array_equal(*[h5py.File(f)[name]["keypoints"][()] for f, _ in runs])
 
 
+def test_keep_unrefined_is_decided_at_quantization(tmp_path):
+    """The raw store keeps every match with its `refined` flag; `keep_unrefined` only acts
+    when quantizing (after the pair gate has counted all of a pair's matches), so changing it
+    re-quantizes the same raw matches without matching again."""
+    images = tmp_path / "images"
+    images.mkdir()
+    tex = textured(96, 128, 2)
+    Image.fromarray(tex).save(images / "a.png")
+    Image.fromarray(np.roll(tex, (3, 5), (0, 1))).save(images / "b.png")
+    write_pairs(tmp_path / "pairs.txt", [("a.png", "b.png")])
+    key = names_to_pair("a.png", "b.png")
+    counts = []
+    for setting in (True, 1):
+        (tmp_path / "matches-recon-dense_pairs.h5").unlink(missing_ok=True)
+        feats, matches = matching.main({**CONF, "refine": True, "keep_unrefined": setting},
+                                       tmp_path / "pairs.txt", images, tmp_path,
+                                       model=untrained_matcher(), progress=False)
+        with h5py.File(matches) as f:
+            counts.append(int((f[key]["matches0"][()] >= 0).sum()))
+    shards = list((tmp_path / "matches-recon-dense_pairs-raw").glob("shard-*.h5"))
+    assert len(shards) == 1  # matched once
+    with h5py.File(shards[0]) as f:
+        refined = f[key]["refined"][()]
+    assert 0 < refined.sum() < len(refined)
+    assert 0 < counts[1] <= refined.sum() < counts[0]
+
+
 SHIFT = np.array([2.3, -1.6], np.float32)
 
 
