@@ -81,8 +81,8 @@ class RawStore:
         return key in self.index
 
     def add(self, key: str, match: dict):
-        """Append one pair's raw matches (keypoints0/1 M x 2 float32 pixels, scores M and
-        optional `refined` M bool, default all True)."""
+        """Append one pair's raw matches (keypoints0/1 M x 2 float32 pixels, scores M,
+        refined M bool: placed by the NCC refinement)."""
         if self._open is None:
             n = self._next_shard()
             self._open_path = self.folder / f".shard-{n:05d}.h5.partial"
@@ -92,8 +92,7 @@ class RawStore:
             "keypoints0": np.asarray(match["keypoints0"], np.float32).reshape(-1, 2),
             "keypoints1": np.asarray(match["keypoints1"], np.float32).reshape(-1, 2),
             "scores": np.asarray(match["scores"], np.float32).reshape(-1),
-            "refined": np.asarray(match.get("refined", np.ones(len(match["scores"]), bool)),
-                                  bool).reshape(-1)})
+            "refined": np.asarray(match["refined"], bool).reshape(-1)})
         self._open.flush()
         self._open_count += 1
         self.index[key] = None  # readable once its shard is finished

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .coords import normalize
+
 # matches per batch (~7 MB of float32 search areas): measured fastest
 CHUNK = 1024
 
@@ -89,8 +91,7 @@ def _affine_patches(img, centres, affine, size):
     dy, dx = torch.meshgrid(d, d, indexing="ij")
     offsets = torch.stack([dx, dy], -1).reshape(-1, 2)  # size^2 x 2
     xy = torch.from_numpy(centres)[:, None] + offsets @ torch.from_numpy(affine).transpose(1, 2)
-    grid = (xy + 0.5) / torch.tensor([w, h], dtype=torch.float32) * 2 - 1
-    p = F.grid_sample(img, grid[None], mode="bilinear", padding_mode="border",
+    p = F.grid_sample(img, normalize(xy, (w, h))[None], mode="bilinear", padding_mode="border",
                       align_corners=False)[0, 0].reshape(-1, size, size)
     return p - p[:, size // 2, size // 2, None, None]
 
