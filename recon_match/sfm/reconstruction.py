@@ -17,7 +17,7 @@ import pycolmap
 from ..config import merge_conf as _merge
 from ..evaluation import check_names, evaluate, load_model
 from ..imageio import list_images
-from . import colmap, import_h5, mapping, sift
+from . import colmap, import_h5, mapping, sift, track_refinement
 from .stats import read_stats, reconstruction_stats, write_stats
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ default_conf = {
     "ransac_max_error": 4.0,        # px, geometric verification of imported matches
     "seed": 0,                      # RANSAC and mapper seed (None: COLMAP's random seeding)
     "sift": {},                     # overrides of sift.default_conf (SIFT path only)
+    "track_refinement": {},         # overrides of track_refinement.default_conf (dense path)
 }
 
 
@@ -42,6 +43,7 @@ def merge_conf(conf=None) -> dict:
         raise ValueError(f"unknown camera mode {conf['camera_mode']!r}; "
                          f"choose from {colmap.CAMERA_MODES}")
     conf["sift"] = sift.merge_conf(conf["sift"])
+    conf["track_refinement"] = track_refinement.merge_conf(conf["track_refinement"])
     if conf["camera"]:
         colmap.parse_camera(conf["camera"], 100, 100)  # a bad string fails before any work
     return conf
@@ -116,10 +118,15 @@ def reconstruct(image_dir, out_dir, features=None, matches=None, pairs=None, *, 
     else:
         logger.info("reusing verified matches in %s", db_path)
     rec = _map(db_path, image_dir, out_dir, conf, len(names)) or pycolmap.Reconstruction()
+    refined = None
+    if features is not None and conf["track_refinement"]["enabled"] and rec.num_points3D():
+        refined = track_refinement.refine_tracks(rec, image_dir, conf["track_refinement"])
     mapping.write_model(rec, out_dir)
     timings = dict(timings or {})
     timings["reconstruction"] = time.time() - t0
     stats = reconstruction_stats(rec, len(names), sum(timings.values()), timings)
+    if refined is not None:
+        stats["track_refinement"] = refined
     if gt_rec is not None:
         stats["gt"] = evaluate(rec, gt_rec, names)
     write_stats(out_dir / "stats.json", stats)
