@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..coords import normalize, rescale
 from ..imageio import read_image
 from ..config import merge_conf
+from ..subpixel import refine_matches
 from .refmap import ReferenceMap
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ class DenseQueryMatcher:
         "num_samples": 5000,    # nearest mode: matches sampled per pair
         "max_error": 2.0,       # nearest mode: px (network resolution) to the nearest observation
         "cache_size": 32,       # reference images whose features stay in memory
+        # warp mode: NCC sub-pixel refinement of the query points on the full-resolution
+        # images, anchored on the reference observations (unplaced ones stay as they are)
+        "refine": True,
+        "refine_window": 21,    # px, full resolution
+        "refine_search": 2.0,   # px at network resolution
     }
 
     def __init__(self, model, refmap: ReferenceMap, image_dir, conf=None, device=None):
@@ -97,7 +103,9 @@ class DenseQueryMatcher:
         rw, rh = resized_shape(w, h, self.conf["resize"])
         small = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(small).permute(2, 0, 1)[None].float().div(255).to(self.device)
-        return {"feats": self.model.extract(x), "size": (w, h), "scale": (rw / w, rh / h)}
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        return {"feats": self.model.extract(x), "size": (w, h), "scale": (rw / w, rh / h),
+                "gray": gray}
 
     @torch.no_grad()
     def global_descriptor(self, handle: dict) -> np.ndarray:
@@ -125,7 +133,13 @@ class DenseQueryMatcher:
         cycle = np.linalg.norm(back - xy_r, axis=1)
         keep = inside & (cert >= self.conf["min_certainty"]) & (cycle <= self.conf["cycle_error"])
         inv = (1 / query["scale"][0], 1 / query["scale"][1])
-        return {"query_xy": rescale(to_q[keep].astype(np.float64), inv), "point3D_ids": ids[keep],
+        query_xy = rescale(to_q[keep].astype(np.float64), inv)
+        if self.conf["refine"] and keep.any():
+            search = max(2.0, self.conf["refine_search"] * max(inv))
+            refined, _, ok = refine_matches(ref["gray"], query["gray"], obs_xy[keep], query_xy,
+                                            self.conf["refine_window"], search)
+            query_xy[ok] = refined[ok]
+        return {"query_xy": query_xy, "point3D_ids": ids[keep],
                 "scores": cert[keep].astype(np.float64)}
 
     def _from_samples(self, out, query, ref, ref_name):
