@@ -5,8 +5,11 @@ observations of a 3D point disagree by a pixel or more, and on repetitive textur
 sit on a false correlation peak. Like pixel-perfect SfM (with NCC instead of learned
 features), each observation is moved to where the patch of the track's reference view
 correlates best, searched in a small radius around the 3D point's projection: the model
-is already close, so the radius can stay below the period of the texture. Then bundle
-adjustment and a reprojection filter.
+is already close, so the radius can stay below the period of the texture. Observations
+it cannot place, or only at a peak that is not sharp (it could slide along an edge or a
+stripe), are dropped; then bundle adjustment and a reprojection filter. Guards: an image
+never loses so many that fewer than `min_image_observations` remain, and where the NCC
+places too little (textureless scenes) the model is left as mapped.
 
 The local affine between the reference and another view comes from the surface plane at
 the point, fitted to the 3D points of its nearest neighbours in the reference image, so
@@ -42,8 +45,8 @@ default_conf = {
     # the object scene at AUC@5 96.0 instead of 98.9
     "drop_unplaced": True,
     "min_image_observations": 100,  # an image that would keep fewer keeps its unplaced ones
-    # below this fraction placed, the images do not support dropping (textureless, or not
-    # what the model shows): nothing is dropped
+    # below this fraction placed, the images do not support the refinement (textureless,
+    # or not what the model shows): the model is left as mapped
     "min_placed_fraction": 0.2,
     "max_error": 1.0,     # px, observations beyond it after adjustment are dropped
     "min_tri_angle": 1.0,  # deg, points below it after adjustment are dropped
@@ -128,14 +131,14 @@ def _image_normals(rec, image, k):
 
 
 def _refine_pass(rec, gray, conf):
-    """Move non-reference observations onto the reference patches; returns how many moved
-    and the (image_id, point2D_idx) that the NCC could not place (left where they are)."""
+    """Where the non-reference observations fit the reference patches best: returns the
+    placed [(image_id, point2D_idx, xy)] and the unplaced [(image_id, point2D_idx)]."""
     groups = defaultdict(list)  # (ref image, other image) -> [(point3D_id, ref idx, idx)]
     for pid, ref in _track_refs(rec).items():
         for e in rec.points3D[pid].track.elements:
             if e.image_id != ref.image_id:
                 groups[ref.image_id, e.image_id].append((pid, ref.point2D_idx, e.point2D_idx))
-    moved, unplaced = 0, []
+    placed, unplaced = [], []
     normals = {}
     for (ri, oi), items in groups.items():
         ref, other = rec.image(ri), rec.image(oi)
@@ -150,11 +153,9 @@ def _refine_pass(rec, gray, conf):
         out, _, ok = refine_matches(gray[ri], gray[oi], anchors - 0.5, proj - 0.5,
                                     conf["window"], conf["search"], conf["min_ncc"], affine,
                                     conf["min_sharpness"], square_pass=False)
-        for j in np.flatnonzero(ok):
-            other.points2D[int(oidx[j])].xy = out[j] + 0.5
-        moved += int(ok.sum())
+        placed += [(oi, int(k), xy + 0.5) for k, xy in zip(oidx[ok], out[ok])]
         unplaced += [(oi, int(k)) for k in oidx[~ok]]
-    return moved, unplaced
+    return placed, unplaced
 
 
 def refine_tracks(rec: pycolmap.Reconstruction, image_dir, conf=None) -> dict:
@@ -163,23 +164,30 @@ def refine_tracks(rec: pycolmap.Reconstruction, image_dir, conf=None) -> dict:
     conf = merge_conf(conf)
     gray = {i: read_image(Path(image_dir) / rec.image(i).name, grayscale=True)
             for i in rec.reg_image_ids()}
-    stats = {"observations_before": rec.compute_num_observations(), "iterations": []}
+    stats = {"observations_before": rec.compute_num_observations(), "iterations": [],
+             "skipped": False}
     for it in trange(conf["iterations"], desc="refining tracks", unit="iter"):
-        moved, unplaced = _refine_pass(rec, gray, conf)
+        placed, unplaced = _refine_pass(rec, gray, conf)
+        if len(placed) < conf["min_placed_fraction"] * (len(placed) + len(unplaced)):
+            logger.warning("track refinement placed only %d of %d observations (weak texture, "
+                           "or too fine for a sharp peak at this resolution); the model stays "
+                           "as mapped", len(placed), len(placed) + len(unplaced))
+            stats["skipped"] = True
+            break
+        for i, k, xy in placed:
+            rec.image(i).points2D[k].xy = xy
         obs = pycolmap.ObservationManager(rec)
-        placed = moved / max(moved + len(unplaced), 1)
-        drop = conf["drop_unplaced"] and placed >= conf["min_placed_fraction"]
-        spared = _drop(rec, obs, unplaced, conf["min_image_observations"]) if drop \
-            else len({i for i, _ in unplaced})
+        spared = _drop(rec, obs, unplaced, conf["min_image_observations"]) \
+            if conf["drop_unplaced"] else len({i for i, _ in unplaced})
         # points left with (nearly) parallel rays make the adjustment's system singular
         obs.filter_points3D_with_small_triangulation_angle(conf["min_tri_angle"],
                                                            set(rec.point3D_ids()))
         pycolmap.bundle_adjustment(rec, _ba_options())
         dropped = obs.filter_all_points3D(conf["max_error"], conf["min_tri_angle"])
         logger.info("track refinement %d: %d observations moved, %d not placed (kept in %d "
-                    "images), %d dropped after adjustment", it + 1, moved, len(unplaced),
+                    "images), %d dropped after adjustment", it + 1, len(placed), len(unplaced),
                     spared, dropped)
-        stats["iterations"].append({"moved": moved, "not_placed": len(unplaced),
+        stats["iterations"].append({"moved": len(placed), "not_placed": len(unplaced),
                                     "images_keeping_unplaced": spared, "dropped": dropped})
     stats["observations_after"] = rec.compute_num_observations()
     return stats
