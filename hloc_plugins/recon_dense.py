@@ -72,11 +72,12 @@ class ReconDense(BaseModel):
     def _refine(self, image0, image1, kp0, kp1):
         """kp1 refined on the grey images (kp0 fixed); returns (kp1, placed mask)."""
         gray0, gray1 = (_gray255(im) for im in (image0, image1))
-        out, _, ok = refine_matches(gray0, gray1, kp0.cpu().numpy(), kp1.cpu().numpy(),
+        start = kp1.cpu().numpy()
+        out, _, ok = refine_matches(gray0, gray1, kp0.cpu().numpy(), start,
                                     self.conf["refine_window"], self.conf["refine_search"])
         h, w = gray1.shape
         ok &= ((out >= -0.5) & (out <= [w - 0.5, h - 0.5])).all(1)  # hloc needs them inside
-        out[~ok] = kp1.cpu().numpy()[~ok]
+        out[~ok] = start[~ok]
         return torch.from_numpy(out).to(kp1), torch.from_numpy(ok).to(kp1.device)
 
 

@@ -156,9 +156,9 @@ def refine_matches(anchor_img, moving_img, anchors, moving, window: int = 21,
     Returns (refined N x 2 float32, ncc N float32, ok N bool); `refined` equals `moving`
     where not ok (NCC below `min_ncc`, flat template, non-finite input, the peak on the
     border of the search area, or not sharp enough). Vectorized (bilinear patches, one
-    grouped convolution per batch of matches); 5,000 matches between 3072 x 2048 images, window 21, search 9.6:
-    ~0.1 s on one idle CPU core, 3.7x faster than cv2.matchTemplate match by match (0.52 s);
-    6x with 2 threads, 11x with 8.
+    grouped convolution per batch of matches); 5,000 matches between 3072 x 2048 images,
+    window 21, search 9.6: ~0.1 s on one idle CPU core, 3.7x faster than cv2.matchTemplate
+    match by match (0.52 s); 6x with 2 threads, 11x with 8.
     """
     a_img, m_img = np.asarray(anchor_img), np.asarray(moving_img)
     if a_img.ndim != 2 or m_img.ndim != 2:
@@ -169,11 +169,11 @@ def refine_matches(anchor_img, moving_img, anchors, moving, window: int = 21,
     r = max(1, int(window) // 2)
     a_win = _padded(a_img, 2 * r + 1)
     limits = (min_ncc, min_sharpness)
-    if affine is None or square_pass:
-        out, ncc, ok = _refine_pass(a_win, m_img, anchors, moving, r, search, limits,
-                                    np.arange(len(moving)))
-    else:
-        out, ncc, ok = moving.copy(), np.zeros(len(moving), np.float32), np.zeros(len(moving), bool)
+    every = np.arange(len(moving))
+    if affine is not None and not square_pass:
+        return _refine_pass(a_win, m_img, anchors, moving, r, search, limits, every,
+                            sane_affine(affine))
+    out, ncc, ok = _refine_pass(a_win, m_img, anchors, moving, r, search, limits, every)
     if affine is not None and not ok.all():
         # second pass, along the affine, for what the square window could not place: the
         # warp's Jacobian is noisy, so it does not replace a square fit that worked
