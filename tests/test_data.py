@@ -190,6 +190,23 @@ def test_held_out_styles_only_in_validation():
     assert set(val.styles) == set(styles.STYLES)
 
 
+def test_gray_prob_greys_images_and_keeps_geometry():
+    base = {"size": (64, 80), "seed": 4, "style_prob": 0.0}
+    plain, grey = MixtureDataset(base), MixtureDataset(base | {"gray_prob": 0.5})
+    n_grey = 0
+    for i in range(16):
+        a, b = plain.sample(i), grey.sample(i)
+        for k in ("warp0", "valid0", "warp1", "valid1"):
+            assert np.array_equal(a[k], b[k]), k
+        for k in ("image0", "image1"):
+            if np.array_equal(a[k], b[k]):
+                continue
+            n_grey += 1  # a greyed image: equal channels, same luminance as the colour one
+            assert np.array_equal(b[k][..., 0], b[k][..., 2])
+            assert np.array_equal(b[k], styles.to_gray(a[k]))
+    assert 6 <= n_grey <= 26  # 32 images at p = 0.5
+
+
 @pytest.mark.parametrize("name", styles.STYLES)
 def test_each_style_changes_appearance_not_shape(name):
     rng = np.random.default_rng(0)

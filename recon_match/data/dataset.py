@@ -20,7 +20,7 @@ import torch
 
 from . import homography, lifting, multi_instance, multiview
 from .sources import ImageSource
-from .styles import DEFAULT_HELD_OUT, allowed_styles, apply_style, photometric
+from .styles import DEFAULT_HELD_OUT, allowed_styles, apply_style, photometric, to_gray
 from ..config import merge_conf
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ default_conf = {
     "held_out_styles": list(DEFAULT_HELD_OUT),
     "include_held_out": False,    # True for validation sets that measure zero-shot styles
     "photometric_prob": 0.8,      # chance of independent photometric augmentation per image
+    # chance, per image, of a grey (luminance-only) rendering: hloc feeds grey images and many
+    # sensors (thermal, NIR, old aerial scans) have no colour. Drawn from a separate RNG stream
+    # so sets made with 0 keep their bytes.
+    "gray_prob": 0.0,
     # per-generator options (see each module's default_conf), e.g. {"homography": {"max_scale": 2}}
 }
 
@@ -110,6 +114,11 @@ class MixtureDataset(torch.utils.data.Dataset):
         for k in ("image0", "image1"):
             if rng.random() < self.conf["photometric_prob"] and not (k == "image1" and pair["style"] != "none"):
                 pair[k] = photometric(rng, pair[k])
+        if self.conf["gray_prob"] > 0:
+            gray_rng = np.random.default_rng([int(self.conf["seed"]), SPLITS[self.conf["split"]], int(index), 1])
+            for k in ("image0", "image1"):
+                if gray_rng.random() < self.conf["gray_prob"]:
+                    pair[k] = to_gray(pair[k])
         return pair
 
     def __getitem__(self, index):

@@ -151,6 +151,11 @@ def apply_style(rng, img, families, aux):
     return STYLE_FUNCS[name](rng, img, aux), name
 
 
+def to_gray(img):
+    """H x W x 3 uint8 RGB -> the same with three equal luminance channels."""
+    return cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+
 def photometric(rng, img):
     """Mild camera-like photometric changes (gamma, contrast, brightness, white balance,
     saturation, blur, noise) on an H x W x 3 uint8 image; geometry untouched.
@@ -161,7 +166,7 @@ def photometric(rng, img):
     v = (np.power(v, rng.uniform(0.7, 1.4)) - 0.5) * rng.uniform(0.7, 1.3) + 0.5 + rng.uniform(-0.15, 0.15)
     lut = v[:, None] * rng.uniform(0.9, 1.1, size=3).astype(np.float32)  # white balance
     x = cv2.LUT(img, np.clip(lut * 255, 0, 255).astype(np.uint8)[None])
-    gray = cv2.cvtColor(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    gray = to_gray(x)
     s = rng.uniform(0.5, 1.4)
     x = cv2.addWeighted(x, s, gray, 1 - s, 0)
     if rng.random() < 0.3:
