@@ -7,7 +7,9 @@ outcome hinges on the initial pair and RANSAC draws, so a single run can mislead
 methods over seeds.
 
     python -m bench.mapping_seeds RUN_DIR [RUN_DIR ...] --images DIR [--gt GT_DIR] [--seeds 4]
-        [--out results.json]
+        [--fixed-intrinsics] [--out results.json]
+
+`--fixed-intrinsics`: the run used known intrinsics (`--camera`), kept fixed by the mapper.
 
 Prints a table and, with `--out`, writes the rows as JSON.
 """
@@ -23,7 +25,7 @@ from recon_match.imageio import list_images
 from recon_match.sfm.mapping import run_mapping
 
 
-def spread(run_dir: Path, images: Path, gt, seeds: int) -> list[dict]:
+def spread(run_dir: Path, images: Path, gt, seeds: int, fixed=False) -> list[dict]:
     db = run_dir / "database.db"
     if not db.is_file():
         raise SystemExit(f"{run_dir}: no database.db (not a finished sfm output folder)")
@@ -31,7 +33,8 @@ def spread(run_dir: Path, images: Path, gt, seeds: int) -> list[dict]:
     rows = []
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as work:
-            rec = run_mapping(db, images, work, num_images=len(names), seed=seed)
+            rec = run_mapping(db, images, work, num_images=len(names), seed=seed,
+                              fixed_intrinsics=fixed)
         row = {"run": str(run_dir), "seed": seed, "images": len(names),
                "registered": 0 if rec is None else rec.num_reg_images()}
         if gt is not None and rec is not None:
@@ -47,10 +50,11 @@ def main():
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--gt", type=Path)
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--fixed-intrinsics", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     gt = load_model(args.gt) if args.gt else None
-    rows = [r for run in args.runs for r in spread(run, args.images, gt, args.seeds)]
+    rows = [r for run in args.runs for r in spread(run, args.images, gt, args.seeds, args.fixed_intrinsics)]
     print(f"{'run':<60} {'seed':>4} {'registered':>10} {'AUC@5':>6} {'med rot':>8}")
     for r in rows:
         auc, rot = r.get("auc@5"), r.get("median_rot_deg")

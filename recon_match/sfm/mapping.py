@@ -16,12 +16,13 @@ MAPPERS = ("incremental", "global")
 
 
 def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=2,
-                num_images=None, seed=0, options=None):
+                num_images=None, seed=0, options=None, fixed_intrinsics=False):
     """Map the verified matches in `db_path`; return the largest model or None.
 
     `work_dir` receives pycolmap's per-model folders (scratch). `seed`: fixed seed for
     repeatable runs (None: COLMAP seeds randomly). `options`: a
     pycolmap.IncrementalPipelineOptions / GlobalPipelineOptions overriding the defaults.
+    `fixed_intrinsics`: the cameras are calibrated; bundle adjustment keeps them as they are.
     """
     seed = -1 if seed is None else int(seed)
     if mapper not in MAPPERS:
@@ -30,10 +31,14 @@ def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=
     args = (Path(db_path), Path(image_dir), Path(work_dir))
     if mapper == "global":
         opts = options or pycolmap.GlobalPipelineOptions(num_threads=num_threads, random_seed=seed)
+        if fixed_intrinsics:
+            _fix_intrinsics(opts.mapper.bundle_adjustment, "refine_")
         logger.info("global mapping (rotation averaging + global positioning)...")
         models = pycolmap.global_mapping(*args, opts)
     else:
         opts = options or _incremental_options(num_threads, seed)
+        if fixed_intrinsics:
+            _fix_intrinsics(opts, "ba_refine_")
         with tqdm(total=num_images, desc="registering images", unit="img") as bar:
             def new_model():  # each model attempt starts from an initial pair
                 bar.reset(total=num_images)
@@ -54,6 +59,14 @@ def _incremental_options(num_threads, seed):
     opts = pycolmap.IncrementalPipelineOptions(num_threads=num_threads, random_seed=seed)
     opts.mapper.random_seed = opts.triangulation.random_seed = seed
     return opts
+
+
+def _fix_intrinsics(opts, prefix):
+    """Keep calibrated intrinsics out of bundle adjustment: with a long lens (near-orthographic
+    views) focal length and depth trade off, and a free focal drifts (Middlebury dino: 3,310 px
+    -> 10,649 / 6,928 px, every pose 7-10 degrees off)."""
+    for name in ("focal_length", "principal_point", "extra_params"):
+        setattr(opts, prefix + name, False)
 
 
 def write_model(rec: pycolmap.Reconstruction, out_dir) -> tuple[Path, Path]:

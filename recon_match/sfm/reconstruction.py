@@ -120,7 +120,8 @@ def reconstruct(image_dir, out_dir, features=None, matches=None, pairs=None, *, 
     rec = _map(db_path, image_dir, out_dir, conf, len(names)) or pycolmap.Reconstruction()
     refined = None
     if features is not None and conf["track_refinement"]["enabled"] and rec.num_points3D():
-        refined = track_refinement.refine_tracks(rec, image_dir, conf["track_refinement"])
+        refined = track_refinement.refine_tracks(rec, image_dir, conf["track_refinement"],
+                                                 fixed_intrinsics=bool(conf["camera"]))
     mapping.write_model(rec, out_dir)
     timings = dict(timings or {})
     timings["reconstruction"] = time.time() - t0
@@ -139,7 +140,7 @@ def _map(db_path, image_dir, out_dir, conf, num_images):
     try:
         return mapping.run_mapping(db_path, image_dir, work, conf["mapper"],
                                    num_threads=conf["num_threads"], num_images=num_images,
-                                   seed=conf["seed"])
+                                   seed=conf["seed"], fixed_intrinsics=bool(conf["camera"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -158,9 +158,10 @@ def _refine_pass(rec, gray, conf):
     return placed, unplaced
 
 
-def refine_tracks(rec: pycolmap.Reconstruction, image_dir, conf=None) -> dict:
+def refine_tracks(rec: pycolmap.Reconstruction, image_dir, conf=None, fixed_intrinsics=False) -> dict:
     """Refine the observations of `rec` in place (see the module docstring); returns counts
-    per iteration. The images are read from `image_dir` under their names in `rec`."""
+    per iteration. The images are read from `image_dir` under their names in `rec`.
+    `fixed_intrinsics`: calibrated cameras, kept as they are by the bundle adjustment."""
     conf = merge_conf(conf)
     gray = {i: read_image(Path(image_dir) / rec.image(i).name, grayscale=True)
             for i in rec.reg_image_ids()}
@@ -182,7 +183,7 @@ def refine_tracks(rec: pycolmap.Reconstruction, image_dir, conf=None) -> dict:
         # points left with (nearly) parallel rays make the adjustment's system singular
         obs.filter_points3D_with_small_triangulation_angle(conf["min_tri_angle"],
                                                            set(rec.point3D_ids()))
-        pycolmap.bundle_adjustment(rec, _ba_options())
+        pycolmap.bundle_adjustment(rec, _ba_options(fixed_intrinsics))
         dropped = obs.filter_all_points3D(conf["max_error"], conf["min_tri_angle"])
         logger.info("track refinement %d: %d observations moved, %d not placed (kept in %d "
                     "images), %d dropped after adjustment", it + 1, len(placed), len(unplaced),
@@ -211,7 +212,9 @@ def _drop(rec, obs, unplaced, min_keep) -> int:
     return spared
 
 
-def _ba_options():
+def _ba_options(fixed_intrinsics):
     opts = pycolmap.BundleAdjustmentOptions()
     opts.ceres.loss_function_type = pycolmap.LossFunctionType.SOFT_L1
+    if fixed_intrinsics:
+        opts.refine_focal_length = opts.refine_principal_point = opts.refine_extra_params = False
     return opts
