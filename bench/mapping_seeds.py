@@ -33,7 +33,7 @@ def spread(run_dir: Path, images: Path, gt, seeds: int, fixed=False) -> list[dic
     rows = []
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as work:
-            rec = run_mapping(db, images, work, num_images=len(names), seed=seed,
+            rec, _ = run_mapping(db, images, work, num_images=len(names), seed=seed,
                               fixed_intrinsics=fixed)
         row = {"run": str(run_dir), "seed": seed, "images": len(names),
                "registered": 0 if rec is None else rec.num_reg_images()}

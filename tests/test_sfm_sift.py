@@ -225,15 +225,9 @@ def test_reconstruct_input_errors(tmp_path):
 
 
 @pytest.mark.slow  # ~20 s on an idle 2-core machine, minutes under load
-@pytest.mark.xfail(reason="known: COLMAP SIFT verifies wrong pairs on the object scene's repeated "
-                          "brick/tile textures and registers every view with wrong poses (median 58 deg)",
-                   strict=False)
 def test_sift_baseline_on_object_scene(tmp_path):
-    render = pytest.importorskip("recon_match.render")
-    ensure = getattr(render, "ensure_sample_scene", None)
-    if ensure is None:  # until the package re-exports it
-        ensure = pytest.importorskip("recon_match.render.sample").ensure_sample_scene
-    scene = ensure("object")
+    from recon_match.render import ensure_sample_scene
+    scene = ensure_sample_scene("object")
     out = tmp_path / "sift"
     reconstruct(scene / "images", out, gt=scene / "gt")
     stats = json.loads((out / "stats.json").read_text())

@@ -147,9 +147,9 @@ def test_calibrated_cameras_stay_fixed(object_scene, tmp_path):
     given = {c.camera_id: c.params.copy() for c in rec.cameras.values()}
     _database(rec, tmp_path / "db.db")
     for fixed in (True, False):
-        model = run_mapping(tmp_path / "db.db", object_scene / "images", tmp_path / f"w{fixed}",
+        model, held = run_mapping(tmp_path / "db.db", object_scene / "images", tmp_path / f"w{fixed}",
                             fixed_intrinsics=fixed)
-        assert model.num_reg_images() == len(VIEWS)
+        assert model.num_reg_images() == len(VIEWS) and held == fixed
         same = [np.array_equal(c.params, given[c.camera_id]) for c in model.cameras.values()]
         assert all(same) if fixed else not any(same)
         refine_tracks(model, object_scene / "images", {"iterations": 1, "min_image_observations": 0},

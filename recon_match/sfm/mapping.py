@@ -17,34 +17,52 @@ MAPPERS = ("incremental", "global")
 
 def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=2,
                 num_images=None, seed=0, options=None, fixed_intrinsics=False):
-    """Map the verified matches in `db_path`; return the largest model or None.
+    """Map the verified matches in `db_path`; return (the largest model or None, whether its
+    intrinsics were held fixed).
 
     `work_dir` receives pycolmap's per-model folders (scratch). `seed`: fixed seed for
     repeatable runs (None: COLMAP seeds randomly). `options`: a
     pycolmap.IncrementalPipelineOptions / GlobalPipelineOptions overriding the defaults.
     `fixed_intrinsics`: the cameras are calibrated; bundle adjustment keeps them as they are.
+    Without it, a model with degenerate intrinsics is mapped again with the priors fixed.
     """
     seed = -1 if seed is None else int(seed)
     if mapper not in MAPPERS:
         raise ValueError(f"unknown mapper {mapper!r}; choose from {MAPPERS}")
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     args = (Path(db_path), Path(image_dir), Path(work_dir))
+    rec = _largest(_map(args, mapper, options, num_threads, seed, num_images, fixed_intrinsics))
+    if rec is not None and not fixed_intrinsics and _bogus_intrinsics(rec):
+        # a free focal length diverges when the first views are nearly planar or share a
+        # centre (internet photos of one facade: sacre_coeur went to 6,000,000 px); COLMAP's
+        # own filter spares the initial pair. The priors are the better start.
+        logger.warning("mapping gave degenerate intrinsics (%s); mapping again with the "
+                       "cameras' prior intrinsics fixed", _focals(rec))
+        fixed = _largest(_map(args, mapper, options, num_threads, seed, num_images, True))
+        if fixed is not None:
+            return fixed, True
+    return rec, fixed_intrinsics
+
+
+def _map(args, mapper, options, num_threads, seed, num_images, fixed_intrinsics) -> dict:
     if mapper == "global":
         opts = options or pycolmap.GlobalPipelineOptions(num_threads=num_threads, random_seed=seed)
         if fixed_intrinsics:
             _fix_intrinsics(opts.mapper.bundle_adjustment, "refine_")
         logger.info("global mapping (rotation averaging + global positioning)...")
-        models = pycolmap.global_mapping(*args, opts)
-    else:
-        opts = options or _incremental_options(num_threads, seed)
-        if fixed_intrinsics:
-            _fix_intrinsics(opts, "ba_refine_")
-        with tqdm(total=num_images, desc="registering images", unit="img") as bar:
-            def new_model():  # each model attempt starts from an initial pair
-                bar.reset(total=num_images)
-                bar.update(2)
-            models = pycolmap.incremental_mapping(*args, opts, initial_image_pair_callback=new_model,
-                                                  next_image_callback=lambda: bar.update(1))
+        return pycolmap.global_mapping(*args, opts)
+    opts = options or _incremental_options(num_threads, seed)
+    if fixed_intrinsics:
+        _fix_intrinsics(opts, "ba_refine_")
+    with tqdm(total=num_images, desc="registering images", unit="img") as bar:
+        def new_model():  # each model attempt starts from an initial pair
+            bar.reset(total=num_images)
+            bar.update(2)
+        return pycolmap.incremental_mapping(*args, opts, initial_image_pair_callback=new_model,
+                                            next_image_callback=lambda: bar.update(1))
+
+
+def _largest(models: dict):
     if not models:
         logger.warning("mapping produced no model")
         return None
@@ -53,6 +71,18 @@ def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=
     logger.info("%d model(s) with %s registered images; keeping model %d", len(models),
                 sorted(sizes.values(), reverse=True), best)
     return models[best]
+
+
+def _bogus_intrinsics(rec) -> bool:
+    """COLMAP's test for implausible cameras (focal outside 0.1-10x the image size, distortion
+    above 1), on the cameras of registered images."""
+    used = {rec.image(i).camera_id for i in rec.reg_image_ids()}
+    return any(rec.cameras[c].has_bogus_params(0.1, 10.0, 1.0) for c in used)
+
+
+def _focals(rec) -> str:
+    return ", ".join(f"{rec.cameras[c].mean_focal_length():.0f} px"
+                     for c in sorted({rec.image(i).camera_id for i in rec.reg_image_ids()}))
 
 
 def _incremental_options(num_threads, seed):

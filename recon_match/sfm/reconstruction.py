@@ -117,15 +117,17 @@ def reconstruct(image_dir, out_dir, features=None, matches=None, pairs=None, *, 
         build_database(db_path, image_dir, names, conf, features, matches, pairs)
     else:
         logger.info("reusing verified matches in %s", db_path)
-    rec = _map(db_path, image_dir, out_dir, conf, len(names)) or pycolmap.Reconstruction()
+    rec, fixed = _map(db_path, image_dir, out_dir, conf, len(names))
+    rec = rec or pycolmap.Reconstruction()
     refined = None
     if features is not None and conf["track_refinement"]["enabled"] and rec.num_points3D():
         refined = track_refinement.refine_tracks(rec, image_dir, conf["track_refinement"],
-                                                 fixed_intrinsics=bool(conf["camera"]))
+                                                 fixed_intrinsics=fixed)
     mapping.write_model(rec, out_dir)
     timings = dict(timings or {})
     timings["reconstruction"] = time.time() - t0
     stats = reconstruction_stats(rec, len(names), sum(timings.values()), timings)
+    stats["intrinsics_fixed"] = fixed  # calibrated, or held after a degenerate first mapping
     if refined is not None:
         stats["track_refinement"] = refined
     if gt_rec is not None:
