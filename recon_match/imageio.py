@@ -8,6 +8,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -34,6 +35,11 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
         a = ((a - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
         return np.repeat(a[..., None], 3, -1)
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 RGB -> the same with three equal luminance channels."""
+    return cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
 
 
 def read_image(path, grayscale: bool = False) -> np.ndarray:

@@ -12,6 +12,7 @@ from recon_match.data import lifting, styles
 from recon_match.data.dataset import _generators
 from recon_match.data.sources import ImageSource, PROCEDURAL, procedural_image
 from recon_match.geometry import backproject, project, warp_from_depth
+from recon_match.imageio import to_gray
 
 H, W = 120, 160
 GENERATORS = sorted(_generators())
@@ -203,7 +204,7 @@ def test_gray_prob_greys_images_and_keeps_geometry():
                 continue
             n_grey += 1  # a greyed image: equal channels, same luminance as the colour one
             assert np.array_equal(b[k][..., 0], b[k][..., 2])
-            assert np.array_equal(b[k], styles.to_gray(a[k]))
+            assert np.array_equal(b[k], to_gray(a[k]))
     assert 6 <= n_grey <= 26  # 32 images at p = 0.5
 
 

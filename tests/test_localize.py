@@ -11,6 +11,7 @@ from PIL import Image
 
 from pipelines.cli import main as cli
 from recon_match.evaluation import load_model
+from recon_match.imageio import read_image, to_gray
 from recon_match.localization import ReferenceMap, estimate_pose, main, parse_camera, pose_error
 from recon_match.localization.mapping import triangulate_known_poses
 from recon_match.localization.pose import aggregate
@@ -208,6 +209,25 @@ def test_dense_localizer_rejects_unrelated_query(small_aerial_map):
     log = main({"pairs": "retrieval", "num_pairs": 2}, m["model"], m["queries"], m["work"] / "out_dense",
                image_dir=m["images"], cameras=m["cameras"], queries=["unrelated.png"])
     assert not log["unrelated.png"]["localized"] and "qvec" not in log["unrelated.png"]
+
+
+@pytest.mark.slow
+def test_negative_query_is_localized_by_the_inverted_retry(small_aerial_map):
+    """A query with reversed polarity (as a thermal camera's hot-is-black mode shows it)
+    matches little; the retry as an inverted grey image localizes it."""
+    require_trained_weights(0.48)
+    m = small_aerial_map
+    name = m["names"][0]
+    qdir = m["work"] / "negative"
+    qdir.mkdir(exist_ok=True)
+    Image.fromarray(to_gray(255 - read_image(m["queries"] / name))).save(qdir / name)
+    conf = {"pairs": "gps", "num_pairs": 4}
+    runs = {b: main(conf | {"invert_below": b}, m["model"], qdir, m["work"] / f"out_neg{b}",
+                    image_dir=m["images"], cameras=m["cameras"], gps=m["gps"])[name] for b in (0, 10**6)}
+    assert not runs[0]["inverted"] and runs[10**6]["inverted"]
+    assert runs[10**6]["num_inliers"] > 2 * runs[0]["num_inliers"]
+    dt, dr = _errors({name: runs[10**6]}, m["gt"], [name])[name]
+    assert dt < 5 and dr < 10  # the coarse threshold: grey matches are less precise (0.83 m)
 
 
 @pytest.mark.slow

@@ -20,7 +20,8 @@ import torch
 
 from . import homography, lifting, multi_instance, multiview
 from .sources import ImageSource
-from .styles import DEFAULT_HELD_OUT, allowed_styles, apply_style, photometric, to_gray
+from .styles import DEFAULT_HELD_OUT, allowed_styles, apply_style, photometric
+from ..imageio import to_gray
 from ..config import merge_conf
 
 logger = logging.getLogger(__name__)

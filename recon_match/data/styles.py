@@ -18,6 +18,8 @@ validation set can measure zero-shot cross-modality matching.
 import cv2
 import numpy as np
 
+from ..imageio import to_gray
+
 STYLES = ("thermal", "night", "depth", "edge", "sar", "map")
 DEFAULT_HELD_OUT = ("thermal", "sar")
 COLORMAPS = (cv2.COLORMAP_INFERNO, cv2.COLORMAP_JET, cv2.COLORMAP_HOT, cv2.COLORMAP_BONE,
@@ -149,11 +151,6 @@ def apply_style(rng, img, families, aux):
         return img, "none"
     name = usable[int(rng.integers(len(usable)))]
     return STYLE_FUNCS[name](rng, img, aux), name
-
-
-def to_gray(img):
-    """H x W x 3 uint8 RGB -> the same with three equal luminance channels."""
-    return cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
 
 
 def photometric(rng, img):
