@@ -31,9 +31,9 @@ COLUMNS = ["registered", "images", "auc@1", "auc@3", "auc@5", "auc@10", "median_
 PLOT = (["auc@5"], "pose AUC@5° (%)")
 
 default_conf = {
-    # more images than this: GPS pairs (all EXIF GPS) or retrieval. 20: small sets are matched
-    # exhaustively, as COLMAP users do (dino, 16 views: AUC@5 10-18 with retrieval over mapper
-    # seeds, 20-21 exhaustive)
+    # without EXIF GPS on every image, scenes up to this size are matched exhaustively, as
+    # COLMAP users do (dino, 16 views: AUC@5 10-18 with retrieval over mapper seeds, 20-21
+    # exhaustive), larger ones by retrieval
     "exhaustive_max": 20,
     "num_pairs": 8,             # GPS / retrieval pairs per image
     "quick_max_images": 6,      # quick mode: the first images of each sample scene
@@ -55,11 +55,11 @@ def _metrics(stats: dict) -> dict:
 
 
 def pairing(images, names, conf) -> str:
-    """Exhaustive for small scenes; else GPS neighbours when every image has EXIF GPS (drone
-    sets, as `recon-match sfm --pairs gps`), else retrieval."""
-    if len(names) <= conf["exhaustive_max"]:
-        return "exhaustive"
-    return "gps" if all(read_exif_gps(images / n) for n in names) else "retrieval"
+    """GPS neighbours when every image has EXIF GPS (drone sets, as `recon-match sfm --pairs
+    gps`), else exhaustive for small scenes, else retrieval."""
+    if all(read_exif_gps(images / n) for n in names):
+        return "gps"
+    return "exhaustive" if len(names) <= conf["exhaustive_max"] else "retrieval"
 
 
 def calibration(images, names, gt) -> str | None:
