@@ -48,7 +48,7 @@ def add_arguments(parser):
                              "exhaustive (where most weak pairs do not overlap at all: 4x the cost for nothing)")
     parser.add_argument("--pair-gate", type=float, default=None, metavar="R",
                         help="dense: pairs with fewer confident matches than R x the smaller of their two "
-                             "images' best pair get none (default 0.2; 0 keeps every pair)")
+                             "images' best pair get none (default 0: every pair is kept)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="dense matcher weights or training checkpoint (default: the shipped weights)")
     parser.add_argument("--overwrite", action="store_true", help="redo a complete output folder")
