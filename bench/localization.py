@@ -14,6 +14,7 @@ from recon_match.fileio import atomic_path
 from recon_match.localization.benchmark import (METHODS, ROOT, SHARED_SCENES, STYLES, format_table,
                                                  run_localization_suite)
 
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_localization")
