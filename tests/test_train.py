@@ -205,3 +205,12 @@ def test_validate_scores_any_weights_on_the_runs_validation_set(tmp_path):
     meta = export_weights(tmp_path / "run" / "checkpoint_last.pt", tmp_path / "w2.pt",
                           validation={"config": "tiny.json", "summary": got})
     assert meta["validation"] == got and meta["validation_config"] == "tiny.json"
+
+
+def test_validation_set_ignores_the_training_grey_rate():
+    """The fixed validation set must not change with the training recipe: a config with
+    grey renderings keeps the colour validation set (stage 6 once leaked 0.2 into it)."""
+    from recon_match.train.config import make_conf
+    conf = make_conf({"data": {"gray_prob": 0.2}})
+    assert conf["data"]["gray_prob"] == 0.2
+    assert MixtureDataset({**conf["data"], **conf["val_data"]}).conf["gray_prob"] == 0.0
