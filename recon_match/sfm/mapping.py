@@ -48,12 +48,12 @@ def _map(args, mapper, options, num_threads, seed, num_images, fixed_intrinsics)
     if mapper == "global":
         opts = options or pycolmap.GlobalPipelineOptions(num_threads=num_threads, random_seed=seed)
         if fixed_intrinsics:
-            _fix_intrinsics(opts.mapper.bundle_adjustment, "refine_")
+            fix_intrinsics(opts.mapper.bundle_adjustment, "refine_")
         logger.info("global mapping (rotation averaging + global positioning)...")
         return pycolmap.global_mapping(*args, opts)
     opts = options or _incremental_options(num_threads, seed)
     if fixed_intrinsics:
-        _fix_intrinsics(opts, "ba_refine_")
+        fix_intrinsics(opts, "ba_refine_")
     with tqdm(total=num_images, desc="registering images", unit="img") as bar:
         def new_model():  # each model attempt starts from an initial pair
             bar.reset(total=num_images)
@@ -76,13 +76,15 @@ def _largest(models: dict):
 def _bogus_intrinsics(rec) -> bool:
     """COLMAP's test for implausible cameras (focal outside 0.1-10x the image size, distortion
     above 1), on the cameras of registered images."""
-    used = {rec.image(i).camera_id for i in rec.reg_image_ids()}
-    return any(rec.cameras[c].has_bogus_params(0.1, 10.0, 1.0) for c in used)
+    return any(rec.cameras[c].has_bogus_params(0.1, 10.0, 1.0) for c in _used_cameras(rec))
 
 
 def _focals(rec) -> str:
-    return ", ".join(f"{rec.cameras[c].mean_focal_length():.0f} px"
-                     for c in sorted({rec.image(i).camera_id for i in rec.reg_image_ids()}))
+    return ", ".join(f"{rec.cameras[c].mean_focal_length():.0f} px" for c in _used_cameras(rec))
+
+
+def _used_cameras(rec) -> list:
+    return sorted({rec.image(i).camera_id for i in rec.reg_image_ids()})
 
 
 def _incremental_options(num_threads, seed):
@@ -91,8 +93,9 @@ def _incremental_options(num_threads, seed):
     return opts
 
 
-def _fix_intrinsics(opts, prefix):
-    """Keep calibrated intrinsics out of bundle adjustment: with a long lens (near-orthographic
+def fix_intrinsics(opts, prefix):
+    """Keep calibrated intrinsics out of bundle adjustment (`prefix`: "refine_" for
+    BundleAdjustmentOptions, "ba_refine_" for the incremental mapper's options): with a long lens (near-orthographic
     views) focal length and depth trade off, and a free focal drifts (Middlebury dino: 3,310 px
     -> 10,649 / 6,928 px, every pose 7-10 degrees off)."""
     for name in ("focal_length", "principal_point", "extra_params"):

@@ -29,6 +29,7 @@ from tqdm import trange
 from ..config import merge_conf as _merge
 from ..imageio import read_image
 from ..subpixel import refine_matches
+from .mapping import fix_intrinsics
 
 logger = logging.getLogger(__name__)
 
@@ -216,5 +217,5 @@ def _ba_options(fixed_intrinsics):
     opts = pycolmap.BundleAdjustmentOptions()
     opts.ceres.loss_function_type = pycolmap.LossFunctionType.SOFT_L1
     if fixed_intrinsics:
-        opts.refine_focal_length = opts.refine_principal_point = opts.refine_extra_params = False
+        fix_intrinsics(opts, "refine_")
     return opts
