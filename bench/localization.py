@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_localization")
     p.add_argument("--scenes", type=Path, default=SHARED_SCENES)
-    p.add_argument("--num-pairs", type=int, default=5)
+    p.add_argument("--num-pairs", type=int, default=None, help="default: the localizer's (10)")
     p.add_argument("--styles", nargs="+", default=list(STYLES), choices=STYLES)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--weights", type=Path, default=None)

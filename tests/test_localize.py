@@ -211,6 +211,16 @@ def test_dense_localizer_rejects_unrelated_query(small_aerial_map):
     assert not log["unrelated.png"]["localized"] and "qvec" not in log["unrelated.png"]
 
 
+def _retried(m, name, image, tag):
+    """Localize `image` saved as query `name` without (0) and with (10**6) the retries."""
+    qdir = m["work"] / tag
+    qdir.mkdir(exist_ok=True)
+    Image.fromarray(image).save(qdir / name)
+    conf = {"pairs": "gps", "num_pairs": 4}
+    return {b: main(conf | {"retry_below": b}, m["model"], qdir, m["work"] / f"out_{tag}{b}",
+                    image_dir=m["images"], cameras=m["cameras"], gps=m["gps"])[name] for b in (0, 10**6)}
+
+
 @pytest.mark.slow
 def test_negative_query_is_localized_by_the_inverted_retry(small_aerial_map):
     """A query with reversed polarity (as a thermal camera's hot-is-black mode shows it)
@@ -218,16 +228,48 @@ def test_negative_query_is_localized_by_the_inverted_retry(small_aerial_map):
     require_trained_weights(0.48)
     m = small_aerial_map
     name = m["names"][0]
-    qdir = m["work"] / "negative"
-    qdir.mkdir(exist_ok=True)
-    Image.fromarray(to_gray(255 - read_image(m["queries"] / name))).save(qdir / name)
-    conf = {"pairs": "gps", "num_pairs": 4}
-    runs = {b: main(conf | {"invert_below": b}, m["model"], qdir, m["work"] / f"out_neg{b}",
-                    image_dir=m["images"], cameras=m["cameras"], gps=m["gps"])[name] for b in (0, 10**6)}
-    assert not runs[0]["inverted"] and runs[10**6]["inverted"]
+    runs = _retried(m, name, to_gray(255 - read_image(m["queries"] / name)), "negative")
+    assert runs[0]["rendering"] == "original" and runs[10**6]["rendering"] == "inverted"
     assert runs[10**6]["num_inliers"] > 2 * runs[0]["num_inliers"]
     dt, dr = _errors({name: runs[10**6]}, m["gt"], [name])[name]
     assert dt < 5 and dr < 10  # the coarse threshold: grey matches are less precise (0.83 m)
+
+
+@pytest.mark.slow
+def test_rainbow_palette_query_is_localized_by_the_hue_retry(small_aerial_map):
+    """A query shown through a rainbow palette (jet: brightness rises and falls along the
+    scale) is read back as its hue and localized."""
+    import cv2
+    require_trained_weights(0.48)
+    m = small_aerial_map
+    name = m["names"][1]
+    gray = cv2.cvtColor(read_image(m["queries"] / name), cv2.COLOR_RGB2GRAY)
+    jet = cv2.cvtColor(cv2.applyColorMap(255 - gray, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    runs = _retried(m, name, jet, "jet")
+    assert runs[10**6]["rendering"] in ("hue", "hue_inverted")
+    assert runs[10**6]["num_inliers"] > 2 * runs[0]["num_inliers"]
+    dt, dr = _errors({name: runs[10**6]}, m["gt"], [name])[name]
+    assert dt < 5 and dr < 10
+
+
+def test_hue_of_a_rainbow_palette_follows_the_scale():
+    from recon_match.localization.renderings import alternative_renderings, hue_gray, is_false_colour
+    ramp = np.tile(np.linspace(0, 255, 256).astype(np.uint8), (32, 1))
+    for cmap in (cv2_colormap("JET"), cv2_colormap("TURBO")):
+        img = cmap(ramp)
+        assert is_false_colour(img)
+        g = hue_gray(img)[0, :, 0].astype(float)
+        inner = g[16:-16]  # turbo's dark ends fold back in hue
+        assert np.all(np.diff(inner) >= -2) and inner[-1] - inner[0] > 150
+        assert set(alternative_renderings(img)) == {"inverted", "hue", "hue_inverted"}
+    grey = np.repeat(ramp[..., None], 3, -1)
+    assert not is_false_colour(grey) and set(alternative_renderings(grey)) == {"inverted"}
+
+
+def cv2_colormap(name):
+    import cv2
+    code = getattr(cv2, f"COLORMAP_{name}")
+    return lambda x: cv2.cvtColor(cv2.applyColorMap(x, code), cv2.COLOR_BGR2RGB)
 
 
 @pytest.mark.slow

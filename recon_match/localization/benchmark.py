@@ -132,10 +132,12 @@ def run_dataset(dataset: dict, work: Path, methods, styles, num_pairs: int, net)
 
 
 def run_localization_suite(out_dir, scenes_root=SHARED_SCENES, methods=tuple(METHODS),
-                           styles=STYLES, num_pairs: int = 5, quick: bool = False, net=None) -> dict:
+                           styles=STYLES, num_pairs: int | None = None, quick: bool = False,
+                           net=None) -> dict:
     """{dataset: {method: metrics}} for the aerial sample scene and every GT scene in
     `scenes_root` (skipped with a log line when absent). `quick`: aerial only, no styles,
-    at most 4 queries. Work files (maps, logs) go to `out_dir/localization/`."""
+    at most 4 queries. `num_pairs`: references per query, by default the localizer's (what
+    `recon-match localize` users get). Work files (maps, logs) go to `out_dir/localization/`."""
     if net is None:
         from recon_match.model import load_matcher
         net = load_matcher()
@@ -150,6 +152,7 @@ def run_localization_suite(out_dir, scenes_root=SHARED_SCENES, methods=tuple(MET
             datasets.append(prepare_leave_out(scene, work / scene.name))
     else:
         logger.info("no scenes at %s: leave-out localization skipped", scenes_root)
+    num_pairs = num_pairs or localizer.default_conf["num_pairs"]
     results = {}
     for ds in datasets:
         results.update(run_dataset(ds, work / ds["name"], methods, styles, num_pairs, net))

@@ -17,13 +17,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..fileio import atomic_path, safe_name
-from ..imageio import ImageError, list_images, read_image, to_gray
+from ..imageio import ImageError, list_images, read_image
 from .camera import parse_camera, query_camera
 from .lift3d import Lift3DQueryMatcher
 from .matchers import DenseQueryMatcher, SiftQueryMatcher
 from ..config import merge_conf
 from .pose import aggregate, default_pose_conf, estimate_pose
 from .refmap import ReferenceMap
+from .renderings import alternative_renderings
 from .selection import GpsSelector, RetrievalSelector, read_positions, reference_descriptors
 
 logger = logging.getLogger(__name__)
@@ -38,11 +39,13 @@ default_conf = {
     "lift3d": {},           # Lift3DQueryMatcher.default_conf overrides
     "sift": {},             # SiftQueryMatcher.default_conf overrides
     "pose": {},             # pose.default_pose_conf overrides
-    # a query with fewer pose inliers than this is tried again as an inverted grey image, and
-    # the attempt with more inliers wins: thermal cameras show hot as white or as black, and
-    # the reversed polarity matches nothing (aerial thermal queries: 16.7 -> 58.3 % at
-    # 0.5 m / 5 deg). 0 = never
-    "invert_below": 100,
+    # a query with fewer pose inliers than this is tried again in other grey renderings
+    # (`renderings.alternative_renderings`: inverted; for false colour, the hue along a rainbow
+    # palette) until one reaches it, and the attempt with the most inliers wins. Thermal
+    # cameras show hot as white or black, or in a palette, and the wrong reading matches
+    # little: a few hundred inliers and a wrong pose at most (fountain thermal query 0001:
+    # 194) where the right one gives thousands. 0 = never
+    "retry_below": 1000,
 }
 
 
@@ -128,11 +131,14 @@ def localize_query(path, name, matcher, select, refmap, conf, camera=None, camer
                                       conf["pose"], estimate_focal=(source == "default"))
 
     per_ref, res = solve(handle)
-    entry["inverted"] = False
-    if res["num_inliers"] < conf["invert_below"]:
-        inv_ref, inv = solve(matcher.prepare(to_gray(255 - image)))
-        if inv["num_inliers"] > res["num_inliers"]:
-            per_ref, res, entry["inverted"] = inv_ref, inv, True
+    entry["rendering"] = "original"
+    if res["num_inliers"] < conf["retry_below"]:
+        for kind, alt in alternative_renderings(image).items():
+            alt_ref, alt_res = solve(matcher.prepare(alt))
+            if alt_res["num_inliers"] > res["num_inliers"]:
+                per_ref, res, entry["rendering"] = alt_ref, alt_res, kind
+            if res["num_inliers"] >= conf["retry_below"]:
+                break
     entry.update(references=refs, matches_per_reference=[int(len(c["point3D_ids"])) for c in per_ref],
                  num_correspondences=res["num_correspondences"], num_inliers=res["num_inliers"],
                  reason=res["reason"], camera_source=source)
