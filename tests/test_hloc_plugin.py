@@ -129,18 +129,22 @@ def test_matcher_follows_hloc_dense_contract(hloc, scene):
         assert (kp >= -0.5).all() and (kp[:, 0] <= w - 0.5).all() and (kp[:, 1] <= h - 0.5).all()
     assert ((pred["scores"] >= 0) & (pred["scores"] <= 1)).all()
 
-    # accuracy in colour, as the presets feed it (grey inputs: 3.1 px median at step 43,261);
-    # the NCC refinement brings the network's matches closer to the ground truth
+    # accuracy in colour, as the presets feed it, pooled over five pairs around the ring (one
+    # pair alone moves by +-0.3 px between weights of equal quality); the NCC refinement
+    # brings the network's matches closer to the ground truth. Step 43,261: 1.86 px (grey
+    # inputs 2.44 px; the step-54,334 checkpoint: colour 1.86, grey 1.84)
     _need_weights()
-    data = _as_input([read_image(scene / "images" / n) for n in names])
+    pairs = [(f"view_{i:03d}.jpg", f"view_{i + 1:03d}.jpg") for i in range(0, 20, 4)]
     errors = {}
     for refine in (False, True):
         model = Model({"name": "recon_dense", "max_num_matches": 800, "refine": refine}).eval()
-        with torch.no_grad():
-            pred = model(data)
-        assert len(pred["scores"]) >= 200
-        errors[refine] = np.median(_gt_errors(scene, names, pred["keypoints0"].numpy(),
-                                              pred["keypoints1"].numpy()))
+        errs = []
+        for names in pairs:
+            with torch.no_grad():
+                pred = model(_as_input([read_image(scene / "images" / n) for n in names]))
+            assert len(pred["scores"]) >= 200
+            errs.append(_gt_errors(scene, names, pred["keypoints0"].numpy(), pred["keypoints1"].numpy()))
+        errors[refine] = np.median(np.concatenate(errs))
     assert errors[True] < 2.0 and errors[True] < errors[False], errors
 
 
