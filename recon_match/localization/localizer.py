@@ -41,7 +41,7 @@ default_conf = {
     "pose": {},             # pose.default_pose_conf overrides
     # a query with fewer pose inliers than this is tried again in other grey renderings
     # (`renderings.alternative_renderings`: inverted; for false colour, the hue along a rainbow
-    # palette) until one reaches it, and the attempt with the most inliers wins. Thermal
+    # palette) until one reaches it, and the posed attempt with the most inliers wins. Thermal
     # cameras show hot as white or black, or in a palette, and the wrong reading matches
     # little: a few hundred inliers and a wrong pose at most (fountain thermal query 0001:
     # 194) where the right one gives thousands. 0 = never
@@ -135,7 +135,8 @@ def localize_query(path, name, matcher, select, refmap, conf, camera=None, camer
     if res["num_inliers"] < conf["retry_below"]:
         for kind, alt in alternative_renderings(image).items():
             alt_ref, alt_res = solve(matcher.prepare(alt))
-            if alt_res["num_inliers"] > res["num_inliers"]:
+            # a pose beats no pose (an attempt can fail the inlier-ratio check on more inliers)
+            if (alt_res["success"], alt_res["num_inliers"]) > (res["success"], res["num_inliers"]):
                 per_ref, res, entry["rendering"] = alt_ref, alt_res, kind
             if res["num_inliers"] >= conf["retry_below"]:
                 break
