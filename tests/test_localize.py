@@ -4,6 +4,7 @@ localizer (SIFT and dense) on rendered scenes, resume, and CLI errors."""
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pycolmap
 import pytest
@@ -211,6 +212,12 @@ def test_dense_localizer_rejects_unrelated_query(small_aerial_map):
     assert not log["unrelated.png"]["localized"] and "qvec" not in log["unrelated.png"]
 
 
+def _colormap(name):
+    """uint8 grey -> RGB through OpenCV's colormap `name` (as a false-colour camera shows it)."""
+    code = getattr(cv2, f"COLORMAP_{name}")
+    return lambda x: cv2.cvtColor(cv2.applyColorMap(x, code), cv2.COLOR_BGR2RGB)
+
+
 def _retried(m, name, image, tag):
     """Localize `image` saved as query `name` without (0) and with (10**6) the retries."""
     qdir = m["work"] / tag
@@ -239,13 +246,11 @@ def test_negative_query_is_localized_by_the_inverted_retry(small_aerial_map):
 def test_rainbow_palette_query_is_localized_by_the_hue_retry(small_aerial_map):
     """A query shown through a rainbow palette (jet: brightness rises and falls along the
     scale) is read back as its hue and localized."""
-    import cv2
     require_trained_weights(0.48)
     m = small_aerial_map
     name = m["names"][1]
     gray = cv2.cvtColor(read_image(m["queries"] / name), cv2.COLOR_RGB2GRAY)
-    jet = cv2.cvtColor(cv2.applyColorMap(255 - gray, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    runs = _retried(m, name, jet, "jet")
+    runs = _retried(m, name, _colormap("JET")(255 - gray), "jet")
     assert runs[10**6]["rendering"] in ("hue", "hue_inverted")
     assert runs[10**6]["num_inliers"] > 2 * runs[0]["num_inliers"]
     dt, dr = _errors({name: runs[10**6]}, m["gt"], [name])[name]
@@ -255,7 +260,7 @@ def test_rainbow_palette_query_is_localized_by_the_hue_retry(small_aerial_map):
 def test_hue_of_a_rainbow_palette_follows_the_scale():
     from recon_match.localization.renderings import alternative_renderings, hue_gray, is_false_colour
     ramp = np.tile(np.linspace(0, 255, 256).astype(np.uint8), (32, 1))
-    for cmap in (cv2_colormap("JET"), cv2_colormap("TURBO")):
+    for cmap in (_colormap("JET"), _colormap("TURBO")):
         img = cmap(ramp)
         assert is_false_colour(img)
         g = hue_gray(img)[0, :, 0].astype(float)
@@ -264,12 +269,6 @@ def test_hue_of_a_rainbow_palette_follows_the_scale():
         assert set(alternative_renderings(img)) == {"inverted", "hue", "hue_inverted"}
     grey = np.repeat(ramp[..., None], 3, -1)
     assert not is_false_colour(grey) and set(alternative_renderings(grey)) == {"inverted"}
-
-
-def cv2_colormap(name):
-    import cv2
-    code = getattr(cv2, f"COLORMAP_{name}")
-    return lambda x: cv2.cvtColor(cv2.applyColorMap(x, code), cv2.COLOR_BGR2RGB)
 
 
 @pytest.mark.slow

@@ -95,9 +95,9 @@ def _incremental_options(num_threads, seed):
 
 def fix_intrinsics(opts, prefix):
     """Keep calibrated intrinsics out of bundle adjustment (`prefix`: "refine_" for
-    BundleAdjustmentOptions, "ba_refine_" for the incremental mapper's options): with a long lens (near-orthographic
-    views) focal length and depth trade off, and a free focal drifts (Middlebury dino: 3,310 px
-    -> 10,649 / 6,928 px, every pose 7-10 degrees off)."""
+    BundleAdjustmentOptions, "ba_refine_" for the incremental mapper's options): with a long
+    lens (near-orthographic views) focal length and depth trade off, and a free focal drifts
+    (Middlebury dino: 3,310 px -> 10,649 / 6,928 px, every pose 7-10 degrees off)."""
     for name in ("focal_length", "principal_point", "extra_params"):
         setattr(opts, prefix + name, False)
 
