@@ -33,8 +33,9 @@ def spread(run_dir: Path, images: Path, gt, seeds: int, fixed=False) -> list[dic
     rows = []
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as work:
+            # no retries: the spread over single seeds is what this measures
             rec, _ = run_mapping(db, images, work, num_images=len(names), seed=seed,
-                              fixed_intrinsics=fixed)
+                                 fixed_intrinsics=fixed, retries=0)
         row = {"run": str(run_dir), "seed": seed, "images": len(names),
                "registered": 0 if rec is None else rec.num_reg_images()}
         if gt is not None and rec is not None:

@@ -42,6 +42,9 @@ def add_arguments(parser):
                         help="known intrinsics of every image, e.g. PINHOLE,fx,fy,cx,cy (a calibrated "
                              "camera; default: EXIF focal prior, else 1.2 x the longest side)")
     parser.add_argument("--mapper", choices=MAPPERS, default="incremental")
+    parser.add_argument("--mapping-retries", type=int, default=2, metavar="N",
+                        help="unless most images register, map again with up to N other seeds and "
+                             "keep the largest model (a bad initial pair can strand the rest)")
     parser.add_argument("--rotation-search", choices=("auto", "on", "off"), default="auto",
                         help="dense: match pairs with few matches again with the second image turned by "
                              "90/180/270 degrees (drone strips reverse heading); auto = on unless --pairs "
@@ -66,7 +69,8 @@ def _conf(args) -> dict:
         if args.max_kps:
             sift["max_num_features"] = args.max_kps
     return merge_conf({"camera_mode": args.camera_mode, "camera_model": args.camera_model,
-                       "camera": args.camera, "mapper": args.mapper, "sift": sift})
+                       "camera": args.camera, "mapper": args.mapper,
+                       "mapping_retries": args.mapping_retries, "sift": sift})
 
 
 def dense_matches(args, names):

@@ -204,6 +204,7 @@ def test_nothing_registered_is_recorded_not_raised(tmp_path):
     assert reconstruct(images, out, features, empty, pairs, gt=gt).num_reg_images() == 0
     stats = read_stats(out / "stats.json")
     assert stats["registered"] == 0 and stats["gt"]["auc"]["10"] == 0
+    assert stats["mapping_attempts"] == 3  # the default two retries with other seeds ran
     assert reconstruct(images, out, features, empty, pairs).num_reg_images() == 0  # skip
 
 
@@ -221,6 +222,8 @@ def test_reconstruct_input_errors(tmp_path):
         reconstruct(images, tmp_path / "o3", features=features)
     with pytest.raises(ValueError, match="unknown reconstruction option"):
         reconstruct(images, tmp_path / "o4", conf={"mapperr": "global"})
+    with pytest.raises(ValueError, match="mapping_retries"):
+        reconstruct(images, tmp_path / "o4", conf={"mapping_retries": -1})
     assert not (tmp_path / "o2").exists()  # nothing written before the checks
 
 

@@ -18,13 +18,13 @@ from recon_match.sfm.track_refinement import merge_conf, refine_tracks
 VIEWS = ["view_000.jpg", "view_001.jpg", "view_002.jpg", "view_003.jpg"]
 
 
-def _noisy_model(scene, num_points=600, noise=1.2, seed=0):
-    """Model with the GT poses of VIEWS and surface points seen (by depth test) in 2+ views,
+def _noisy_model(scene, num_points=600, noise=1.2, seed=0, views=VIEWS):
+    """Model with the GT poses of `views` and surface points seen (by depth test) in 2+ views,
     every observation displaced by `noise` px rms; and the GT model."""
     rng = np.random.default_rng(seed)
     gt = load_model(scene / "gt")
-    ims = [gt.find_image_with_name(n) for n in VIEWS]
-    depth = [np.load(scene / "depth" / n.replace(".jpg", ".npy")) for n in VIEWS]
+    ims = [gt.find_image_with_name(n) for n in views]
+    depth = [np.load(scene / "depth" / n.replace(".jpg", ".npy")) for n in views]
     # surface points from the depth of the second view (pixel centres, world frame)
     h, w = depth[1].shape
     xy = rng.uniform([20, 20], [w - 20, h - 20], (num_points * 3, 2))
@@ -117,9 +117,9 @@ def test_refinement_config_is_checked():
         merge_conf({"iteration": 1})
 
 
-def _database(rec, path):
+def _database(rec, path, keep=lambda i, j: True):
     """COLMAP database with the observations of `rec` as keypoints, its cameras as calibrated
-    priors and its tracks as verified matches."""
+    priors and its tracks as verified matches (of the image pairs `keep` accepts)."""
     with pycolmap.Database.open(path) as db:
         for i in rec.reg_image_ids():
             cam = copy.copy(rec.image(i).camera)
@@ -134,6 +134,7 @@ def _database(rec, path):
             for a in range(len(els)):
                 for b in range(a + 1, len(els)):
                     pairs.setdefault((els[a][0], els[b][0]), []).append((els[a][1], els[b][1]))
+        pairs = {ij: m for ij, m in pairs.items() if keep(*ij)}
         for (i, j), m in pairs.items():
             db.write_matches(i, j, np.array(m, np.uint32))
     names = {i: rec.image(i).name for i in rec.reg_image_ids()}
@@ -147,12 +148,28 @@ def test_calibrated_cameras_stay_fixed(object_scene, tmp_path):
     given = {c.camera_id: c.params.copy() for c in rec.cameras.values()}
     _database(rec, tmp_path / "db.db")
     for fixed in (True, False):
-        model, held = run_mapping(tmp_path / "db.db", object_scene / "images", tmp_path / f"w{fixed}",
-                            fixed_intrinsics=fixed)
-        assert model.num_reg_images() == len(VIEWS) and held == fixed
+        model, info = run_mapping(tmp_path / "db.db", object_scene / "images", tmp_path / f"w{fixed}",
+                                  fixed_intrinsics=fixed)
+        assert model.num_reg_images() == len(VIEWS) and info["intrinsics_fixed"] == fixed
+        assert info["attempts"] == 1 and info["seed"] == 0
         same = [np.array_equal(c.params, given[c.camera_id]) for c in model.cameras.values()]
         assert all(same) if fixed else not any(same)
         refine_tracks(model, object_scene / "images", {"iterations": 1, "min_image_observations": 0},
                       fixed_intrinsics=fixed)
         same = [np.array_equal(c.params, given[c.camera_id]) for c in model.cameras.values()]
         assert all(same) if fixed else not any(same)
+
+
+def test_mapping_retries_other_seeds_when_most_images_are_left_out(object_scene, tmp_path):
+    """Of six views only the first three share matches: no seed registers a majority, so every
+    retry runs and the first of the equally large models is kept; without retries one
+    attempt is made."""
+    views = [f"view_{i:03d}.jpg" for i in range(6)]
+    rec, _ = _noisy_model(object_scene, views=views)
+    _database(rec, tmp_path / "db.db", keep=lambda i, j: j <= 3)
+    for retries in (2, 0):
+        model, info = run_mapping(tmp_path / "db.db", object_scene / "images", tmp_path / f"w{retries}",
+                                  num_images=len(views), seed=5, fixed_intrinsics=True,
+                                  retries=retries)
+        assert model.num_reg_images() == 3
+        assert info == {"intrinsics_fixed": True, "seed": 5, "attempts": retries + 1}

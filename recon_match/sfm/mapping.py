@@ -16,42 +16,59 @@ MAPPERS = ("incremental", "global")
 
 
 def run_mapping(db_path, image_dir, work_dir, mapper="incremental", num_threads=2,
-                num_images=None, seed=0, options=None, fixed_intrinsics=False):
-    """Map the verified matches in `db_path`; return (the largest model or None, whether its
-    intrinsics were held fixed).
+                num_images=None, seed=0, fixed_intrinsics=False, retries=2):
+    """Map the verified matches in `db_path`; return (the largest model or None, info).
 
-    `work_dir` receives pycolmap's per-model folders (scratch). `seed`: fixed seed for
-    repeatable runs (None: COLMAP seeds randomly). `options`: a
-    pycolmap.IncrementalPipelineOptions / GlobalPipelineOptions overriding the defaults.
+    `info`: `intrinsics_fixed` (whether the model's intrinsics were held), `seed` (of the kept
+    attempt) and `attempts`. `work_dir` receives pycolmap's per-model folders (scratch).
+    `seed`: fixed seed for repeatable runs (None: COLMAP seeds randomly).
     `fixed_intrinsics`: the cameras are calibrated; bundle adjustment keeps them as they are.
     Without it, a model with degenerate intrinsics is mapped again with the priors fixed.
+    `retries`: unless most of the `num_images` register, map again with the next seeds (up
+    to this many times) and keep the model with the most images: on a weakly connected
+    scene one bad initial pair can strand the rest (sacre_coeur: 3/10 images with seed 0,
+    10/10 with seeds 1, 2 and 3 on the same matches).
     """
-    seed = -1 if seed is None else int(seed)
     if mapper not in MAPPERS:
         raise ValueError(f"unknown mapper {mapper!r}; choose from {MAPPERS}")
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     args = (Path(db_path), Path(image_dir), Path(work_dir))
-    rec = _largest(_map(args, mapper, options, num_threads, seed, num_images, fixed_intrinsics))
+    best, info = None, {}
+    for attempt in range(retries + 1):
+        s = -1 if seed is None else int(seed) + attempt
+        rec, fixed = _map_checked(args, mapper, num_threads, s, num_images, fixed_intrinsics)
+        if attempt == 0 or _registered(rec) > _registered(best):
+            best, info = rec, {"intrinsics_fixed": fixed, "seed": None if seed is None else s}
+        info["attempts"] = attempt + 1
+        if num_images is None or 2 * _registered(best) > num_images or attempt == retries:
+            break
+        logger.warning("only %d/%d images registered; mapping again with another seed "
+                       "(attempt %d of %d)", _registered(best), num_images, attempt + 2, retries + 1)
+    return best, info
+
+
+def _map_checked(args, mapper, num_threads, seed, num_images, fixed_intrinsics):
+    rec = _largest(_map(args, mapper, num_threads, seed, num_images, fixed_intrinsics))
     if rec is not None and not fixed_intrinsics and _bogus_intrinsics(rec):
         # a free focal length diverges when the first views are nearly planar or share a
         # centre (internet photos of one facade: sacre_coeur went to 6,000,000 px); COLMAP's
         # own filter spares the initial pair. The priors are the better start.
         logger.warning("mapping gave degenerate intrinsics (%s); mapping again with the "
                        "cameras' prior intrinsics fixed", _focals(rec))
-        fixed = _largest(_map(args, mapper, options, num_threads, seed, num_images, True))
+        fixed = _largest(_map(args, mapper, num_threads, seed, num_images, True))
         if fixed is not None:
             return fixed, True
     return rec, fixed_intrinsics
 
 
-def _map(args, mapper, options, num_threads, seed, num_images, fixed_intrinsics) -> dict:
+def _map(args, mapper, num_threads, seed, num_images, fixed_intrinsics) -> dict:
     if mapper == "global":
-        opts = options or pycolmap.GlobalPipelineOptions(num_threads=num_threads, random_seed=seed)
+        opts = pycolmap.GlobalPipelineOptions(num_threads=num_threads, random_seed=seed)
         if fixed_intrinsics:
             fix_intrinsics(opts.mapper.bundle_adjustment, "refine_")
         logger.info("global mapping (rotation averaging + global positioning)...")
         return pycolmap.global_mapping(*args, opts)
-    opts = options or _incremental_options(num_threads, seed)
+    opts = _incremental_options(num_threads, seed)
     if fixed_intrinsics:
         fix_intrinsics(opts, "ba_refine_")
     with tqdm(total=num_images, desc="registering images", unit="img") as bar:
@@ -60,6 +77,10 @@ def _map(args, mapper, options, num_threads, seed, num_images, fixed_intrinsics)
             bar.update(2)
         return pycolmap.incremental_mapping(*args, opts, initial_image_pair_callback=new_model,
                                             next_image_callback=lambda: bar.update(1))
+
+
+def _registered(rec) -> int:
+    return 0 if rec is None else rec.num_reg_images()
 
 
 def _largest(models: dict):

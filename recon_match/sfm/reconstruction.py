@@ -30,6 +30,7 @@ default_conf = {
     "num_threads": 2,
     "ransac_max_error": 4.0,        # px, geometric verification of imported matches
     "seed": 0,                      # RANSAC and mapper seed (None: COLMAP's random seeding)
+    "mapping_retries": 2,           # new mapper seeds unless most images register
     "sift": {},                     # overrides of sift.default_conf (SIFT path only)
     "track_refinement": {},         # overrides of track_refinement.default_conf (dense path)
 }
@@ -39,6 +40,8 @@ def merge_conf(conf=None) -> dict:
     conf = _merge(default_conf, conf, "reconstruction")
     if conf["mapper"] not in mapping.MAPPERS:
         raise ValueError(f"unknown mapper {conf['mapper']!r}; choose from {mapping.MAPPERS}")
+    if int(conf["mapping_retries"]) < 0:
+        raise ValueError(f"mapping_retries must be >= 0, got {conf['mapping_retries']}")
     if conf["camera_mode"] not in colmap.CAMERA_MODES:
         raise ValueError(f"unknown camera mode {conf['camera_mode']!r}; "
                          f"choose from {colmap.CAMERA_MODES}")
@@ -117,17 +120,20 @@ def reconstruct(image_dir, out_dir, features=None, matches=None, pairs=None, *, 
         build_database(db_path, image_dir, names, conf, features, matches, pairs)
     else:
         logger.info("reusing verified matches in %s", db_path)
-    rec, fixed = _map(db_path, image_dir, out_dir, conf, len(names))
+    rec, info = _map(db_path, image_dir, out_dir, conf, len(names))
     rec = rec or pycolmap.Reconstruction()
     refined = None
     if features is not None and conf["track_refinement"]["enabled"] and rec.num_points3D():
         refined = track_refinement.refine_tracks(rec, image_dir, conf["track_refinement"],
-                                                 fixed_intrinsics=fixed)
+                                                 fixed_intrinsics=info["intrinsics_fixed"])
     mapping.write_model(rec, out_dir)
     timings = dict(timings or {})
     timings["reconstruction"] = time.time() - t0
     stats = reconstruction_stats(rec, len(names), sum(timings.values()), timings)
-    stats["intrinsics_fixed"] = fixed  # calibrated, or held after a degenerate first mapping
+    # intrinsics held: calibrated, or after a degenerate first mapping; the seed and attempts
+    # say which mapping retry gave the model
+    stats.update(intrinsics_fixed=info["intrinsics_fixed"], mapping_seed=info["seed"],
+                 mapping_attempts=info["attempts"])
     if refined is not None:
         stats["track_refinement"] = refined
     if gt_rec is not None:
@@ -142,7 +148,8 @@ def _map(db_path, image_dir, out_dir, conf, num_images):
     try:
         return mapping.run_mapping(db_path, image_dir, work, conf["mapper"],
                                    num_threads=conf["num_threads"], num_images=num_images,
-                                   seed=conf["seed"], fixed_intrinsics=bool(conf["camera"]))
+                                   seed=conf["seed"], fixed_intrinsics=bool(conf["camera"]),
+                                   retries=conf["mapping_retries"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
