@@ -38,7 +38,7 @@ default_conf = {
     "min_lr_ratio": 0.05,
     "grad_clip": 1.0,
     "ema_decay": 0.0,  # > 0: validate/export an exponential moving average of the weights
-    "backbone_bf16": False,  # bfloat16 autocast of the CNN backbone (DenseMatcher.backbone_bf16)
+    "backbone_bf16": False,  # bfloat16 autocast of the CNN backbone where the device has native bf16
     "num_workers": 1,
     "seed": 0,
     "log_every": 20,
