@@ -203,3 +203,22 @@ def test_quick_mode_end_to_end(tmp_path):
         assert speed[method]["pairs/s"] > 0 and speed[method]["peak_rss_mb"] > 50
     for suite in SUITES:
         assert f"## {suite}" in (out / "report.md").read_text()
+
+
+def test_zeroshot_styles_pairs_are_styled_undistorted_homographies(tmp_path):
+    """The zero-shot bench's suite settings: homography pairs only, every image1 styled, and
+    every pair with an exact homography, so each counts towards success."""
+    from argparse import Namespace
+
+    from bench.zeroshot_styles import rows_for, suite_conf
+    from recon_match.evaluation.suites import synthetic
+    from recon_match.evaluation.suites.base import Context
+
+    conf = suite_conf(Namespace(pairs=3, max_rotation=60.0, max_scale=2.5))
+    res = synthetic.run(Context(out=tmp_path, data_root=None, scenes_root=None, quick=True),
+                        {**conf, "quick_pairs_per_generator": 3})
+    assert {g for g in res if g.startswith("gen/")} == {"gen/homography"}
+    assert "style/none" not in res
+    assert res["all"]["recon-match"]["h_pairs"] == res["all"]["opencv_sift"]["h_pairs"] == 3
+    rows = rows_for("recon-match", res)
+    assert rows and all(r["group"].startswith("style") and r["pairs"] >= 1 for r in rows)

@@ -38,6 +38,7 @@ SUCCESS_PX = 10.0
 GT_FIT_PX = 0.01  # px; lens-distorted homography pairs fit worse and get no success metric
 
 default_conf = {
+    "generators": GENERATORS,
     "pairs_per_generator": 24,
     "quick_pairs_per_generator": 3,
     "size": (240, 320),
@@ -134,7 +135,7 @@ def run(ctx, conf=None) -> dict:
     conf = {**default_conf, **(conf or {})}
     ds = make_dataset(ctx, conf)
     n = conf["quick_pairs_per_generator"] if ctx.quick else conf["pairs_per_generator"]
-    items = [(g, i) for g in GENERATORS for i in range(n)]
+    items = [(g, i) for g in conf["generators"] for i in range(n)]
     model = ctx.model
     device = next(model.parameters()).device
     dense, sparse = ValidationMeter(ds.conf["held_out_styles"]), SparseMeter()
