@@ -131,8 +131,8 @@ def test_matcher_follows_hloc_dense_contract(hloc, scene):
 
     # accuracy in colour, as the presets feed it, pooled over five pairs around the ring (one
     # pair alone moves by +-0.3 px between weights of equal quality); the NCC refinement
-    # brings the network's matches closer to the ground truth. Step 43,261: 1.86 px (grey
-    # inputs 2.44 px; the step-54,334 checkpoint: colour 1.86, grey 1.84)
+    # brings the network's matches closer to the ground truth. Step 57,354: 1.84 px (grey
+    # inputs 1.81 px; step 43,261: colour 1.86, grey 2.44)
     _need_weights()
     pairs = [(f"view_{i:03d}.jpg", f"view_{i + 1:03d}.jpg") for i in range(0, 20, 4)]
     errors = {}
