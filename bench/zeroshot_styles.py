@@ -76,5 +76,6 @@ def main():
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps({"conf": meta, "rows": rows}, indent=1) + "\n")
 
+
 if __name__ == "__main__":
     main()
